@@ -1,0 +1,36 @@
+# The README's two commands: `make demo` and `make test`. Both do all the setup they need.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+FLEXSP := .build/release/flexsp
+DATA := data/lengths
+
+.PHONY: demo test system-deps build build-debug venv test-swift test-python bench clean
+
+system-deps:
+	@scripts/ensure-system-deps.sh
+
+build: system-deps
+	swift build -c release --product flexsp
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: python/pyproject.toml scripts/setup-venv.sh
+	scripts/setup-venv.sh
+
+test-swift: system-deps
+	swift test
+
+test-python: venv build
+	FLEXSP_BIN=$(abspath $(FLEXSP)) $(PY) -m pytest -q python/tests
+
+test: test-swift test-python
+
+demo: build venv
+	$(FLEXSP) compare --model gpt-7b --cluster a100-40g-8x8 --max-context 384K \
+	  --lengths $(DATA)/wikipedia-sample.txt --batch-size 512 --steps 10 \
+	  --strategies flexsp,milp,batch-ada,static,megatron-dcp --milp-time-limit 5
+	FLEXSP_BIN=$(abspath $(FLEXSP)) $(VENV)/bin/torchrun --standalone --nproc-per-node 4 \
+	  -m flexsp.train --config configs/tiny-cpu.yaml --steps 30
+
+clean:
+	rm -rf .build $(VENV)
