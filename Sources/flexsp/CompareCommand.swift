@@ -1,0 +1,136 @@
+import ArgumentParser
+import FlexSPCore
+import FlexSPPlanner
+import Foundation
+
+struct CompareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Plan many batches with several strategies and compare their step times.",
+        discussion: """
+            Every strategy plans the same batches and is scored by the same simulator. \
+            Speedups are the ratio of mean step times; the gap is each plan's distance above \
+            its batch's proven lower bound. Progress goes to stderr.
+
+            Example:
+              flexsp compare --model gpt-7b --cluster a100-40g-8x8 --max-context 384K \\
+                --lengths data/lengths/wikipedia-sample.txt --batch-size 512 --steps 20 \\
+                --strategies flexsp,milp,batch-ada,static,megatron-dcp --json
+            """
+    )
+
+    @OptionGroup var costModel: CostModelOptions
+    @OptionGroup var workload: WorkloadOptions
+
+    @Option(help: "Global batches to plan, from the first.")
+    var steps: Int = 20
+
+    @Option(help: "Comma-separated: flexsp, milp, batch-ada, static, static:D, megatron-dcp.")
+    var strategies: String = "flexsp,milp,batch-ada,static,megatron-dcp"
+
+    @Option(name: .customLong("milp-time-limit"), help: "Seconds the milp strategy may spend per batch.")
+    var milpTimeLimit: Double = 10
+
+    @Flag(help: "Print one JSON object instead of a table.")
+    var json = false
+
+    func validate() throws {
+        guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
+        guard milpTimeLimit > 0 else { throw ValidationError("--milp-time-limit must be positive") }
+        _ = try parsedStrategies()
+    }
+
+    func parsedStrategies() throws -> [Strategy] {
+        let list = try strategies.split(separator: ",").map { try Strategy(parsing: String($0)) }
+        guard !list.isEmpty else { throw ValidationError("--strategies is empty") }
+        return list
+    }
+
+    func run() throws {
+        let model = try costModel.resolve()
+        let data = try workload.load(costModel: model, maxContext: costModel.context)
+        try data.requireBatches(steps)
+        if data.dropped > 0 {
+            printError("\(data.source): dropped \(data.dropped) sequences longer than \(data.rule.maxLength) tokens")
+        }
+        let planner = Planner(milpTimeLimitSeconds: milpTimeLimit, datasetLongest: data.lengths.max())
+        var list = try parsedStrategies()
+        // Speedups are measured against `static`; plan it even when it is not asked for.
+        let staticIndex = list.firstIndex { if case .staticDegree(nil) = $0 { true } else { false } }
+        if staticIndex == nil { list.append(.staticDegree(nil)) }
+        let batches = (0 ..< steps).map { data.batch($0) }
+        let results = try Comparison(planner: planner).run(
+            batches: batches, costModel: model, strategies: list, progress: { printError($0) })
+        let baseline = results[staticIndex ?? results.count - 1]
+        let shown = staticIndex == nil ? Array(results.dropLast()) : results
+        let batchAda = results.first { $0.strategy == "batch-ada" }
+        let report = ComparisonReport(
+            model: costModel.modelLabel, cluster: costModel.clusterLabel, dataset: workload.datasetLabel,
+            worldSize: model.worldSize, maxContext: costModel.maxContext, batchSize: workload.batchSize, steps: steps,
+            dropped: data.dropped, results: shown, staticResult: baseline, batchAdaResult: batchAda)
+        if json {
+            FileHandle.standardOutput.write(try report.jsonData() + Data("\n".utf8))
+        } else {
+            print(report.table)
+        }
+    }
+}
+
+/// The result of `compare`, as JSON or as a table.
+struct ComparisonReport {
+    var model: String
+    var cluster: String
+    var dataset: String
+    var worldSize: Int
+    var maxContext: String
+    var batchSize: Int
+    var steps: Int
+    var dropped: Int
+    var results: [Comparison.Result]
+    var staticResult: Comparison.Result
+    var batchAdaResult: Comparison.Result?
+
+    func speedup(_ result: Comparison.Result, over baseline: Comparison.Result?) -> Double? {
+        baseline.map { $0.meanStepMS / result.meanStepMS }
+    }
+
+    func jsonData() throws -> Data {
+        let strategies: [[String: Any]] = results.map { r in
+            var entry: [String: Any] = [
+                "name": r.strategy, "mean_step_ms": r.meanStepMS,
+                "speedup_vs_static": speedup(r, over: staticResult)!,
+                "solver_ms_p50": r.solverP50, "solver_ms_p99": r.solverP99,
+                "mean_gap": r.meanGap, "max_gap": r.maxGap, "step_ms": r.stepMS,
+            ]
+            if let s = speedup(r, over: batchAdaResult) { entry["speedup_vs_batch_ada"] = s }
+            return entry
+        }
+        let document: [String: Any] = [
+            "model": model, "cluster": cluster, "dataset": dataset, "world_size": worldSize,
+            "max_context": maxContext, "batch_size": batchSize, "steps": steps, "dropped": dropped,
+            "static_baseline": staticResult.strategy, "strategies": strategies,
+        ]
+        return try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])
+    }
+
+    var table: String {
+        var lines = [
+            "\(model) on \(cluster) (\(worldSize) GPUs), max context \(maxContext), \(dataset): \(steps) batches of \(batchSize)"
+                + (dropped > 0 ? " (\(dropped) over-long sequences dropped)" : ""),
+            "",
+            "strategy        mean step (ms)  vs \(pad(staticResult.strategy, 10))vs batch-ada  solver p50 (ms)  solver p99 (ms)  mean gap",
+        ]
+        for r in results {
+            let vsBatchAda = speedup(r, over: batchAdaResult).map { String(format: "%.3fx", $0) } ?? "-"
+            lines.append(String(format: "%@ %14.1f  %@ %@ %15.2f  %15.2f  %7.2f%%",
+                                pad(r.strategy, 15), r.meanStepMS,
+                                pad(String(format: "%.3fx", speedup(r, over: staticResult)!), 12),
+                                pad(vsBatchAda, 12), r.solverP50, r.solverP99, r.meanGap * 100))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}

@@ -1,0 +1,51 @@
+import ArgumentParser
+import FlexSPCore
+import Foundation
+
+/// Where the cost model comes from: a preset (model, cluster, context, world size) or a file.
+struct CostModelOptions: ParsableArguments {
+    @Option(help: "Model preset (see `flexsp presets`).")
+    var model: String = "gpt-7b"
+
+    @Option(help: "Cluster preset (see `flexsp presets`).")
+    var cluster: String = "a100-40g-8x8"
+
+    @Option(name: .customLong("max-context"), help: "Longest trained sequence, e.g. 192K or 384K.")
+    var maxContext: String = "384K"
+
+    @Option(name: .customLong("world-size"), help: "GPUs in the cluster (a power of two; default: the cluster preset's).")
+    var worldSize: Int?
+
+    @Option(name: .customLong("cost-model"), help: "A cost-model JSON document; replaces the preset flags.")
+    var costModelFile: String?
+
+    func validate() throws {
+        guard ContextLength(maxContext) != nil else {
+            throw ValidationError("--max-context '\(maxContext)' is not a length like 192K, 384K or 65536")
+        }
+    }
+
+    var context: Int { ContextLength(maxContext)!.tokens }
+
+    func resolve() throws -> CostModel {
+        if let path = costModelFile {
+            let data = try readFile(path)
+            do { return try CostModel(json: data) } catch { throw ValidationError("\(path): \(error)") }
+        }
+        return try CostModel.preset(model: model, cluster: cluster, maxContext: context, worldSize: worldSize)
+    }
+
+    /// How the model and cluster are described in reports.
+    var modelLabel: String { costModelFile == nil ? model : "custom" }
+    var clusterLabel: String { costModelFile.map { ($0 as NSString).lastPathComponent } ?? cluster }
+}
+
+/// Reads a whole file, with an error that names it.
+func readFile(_ path: String) throws -> Data {
+    do {
+        return try Data(contentsOf: URL(fileURLWithPath: path))
+    } catch {
+        let reason = FileManager.default.fileExists(atPath: path) ? error.localizedDescription : "no such file"
+        throw CLIError.unreadable(path: path, reason: reason)
+    }
+}

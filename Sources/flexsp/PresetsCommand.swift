@@ -1,0 +1,82 @@
+import ArgumentParser
+import FlexSPCore
+import Foundation
+
+struct PresetsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "presets",
+        abstract: "List the built-in models and clusters, or print one cost-model document.",
+        discussion: """
+            With --json, prints every preset as JSON (the runtime reads presets this way rather \
+            than keeping its own copy). With --model (and optionally --cluster, --max-context, \
+            --world-size), prints that preset's cost-model document.
+            """
+    )
+
+    @Option(help: "Print the cost-model document of this model preset.")
+    var model: String?
+
+    @Option(help: "Cluster preset for --model.")
+    var cluster: String = "a100-40g-8x8"
+
+    @Option(name: .customLong("max-context"), help: "Max context for --model, e.g. 384K.")
+    var maxContext: String = "384K"
+
+    @Option(name: .customLong("world-size"), help: "GPUs for --model (default: the cluster's).")
+    var worldSize: Int?
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        if let model {
+            guard let context = ContextLength(maxContext) else {
+                throw ValidationError("--max-context '\(maxContext)' is not a length like 192K or 384K")
+            }
+            let costModel = try CostModel.preset(model: model, cluster: cluster, maxContext: context.tokens, worldSize: worldSize)
+            FileHandle.standardOutput.write(costModel.jsonData() + Data("\n".utf8))
+            return
+        }
+        if json {
+            let document: [String: Any] = [
+                "schema_version": CostModel.schemaVersion,
+                "models": ModelPreset.all.map { m in
+                    [
+                        "name": m.name, "layers": m.layers, "hidden": m.hidden, "query_heads": m.queryHeads,
+                        "kv_heads": m.kvHeads, "max_degree": m.maxDegree, "alpha1_ms": m.alpha1, "alpha2_ms": m.alpha2,
+                        "beta1_ms": m.beta1, "activation_mb_per_token": m.activationMBPerToken,
+                        "a2a_mb_per_token": m.a2aMBPerToken, "source": m.source,
+                        "billions_of_parameters": m.billionsOfParameters.map { ["max_context": $0.context, "billions": $0.billions] },
+                    ] as [String: Any]
+                },
+                "clusters": ClusterPreset.all.map { c in
+                    [
+                        "name": c.name, "world_size": c.worldSize, "gpus_per_node": c.gpusPerNode,
+                        "memory_budget_mb": c.memoryBudgetMB, "source": c.source,
+                        "a2a_bandwidth_gbps": Dictionary(uniqueKeysWithValues: c.a2aBandwidthGBps.map { (String($0.key), $0.value) }),
+                    ] as [String: Any]
+                },
+            ]
+            let data = try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .prettyPrinted])
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            return
+        }
+        print("Models (constants in ms, MB):")
+        print("  name        layers  hidden  heads(q/kv)  max degree  params (B) by max context          source")
+        for m in ModelPreset.all {
+            let params = m.billionsOfParameters.map { "\(ContextLength(tokens: $0.context)): \($0.billions)" }.joined(separator: ", ")
+            print("  " + [pad(m.name, 11), pad("\(m.layers)", 7), pad("\(m.hidden)", 7), pad("\(m.queryHeads)/\(m.kvHeads)", 12),
+                          pad("\(m.maxDegree)", 11), pad(params, 35), m.source].joined(separator: " "))
+        }
+        print("Clusters:")
+        for c in ClusterPreset.all {
+            let bandwidths = c.a2aBandwidthGBps.sorted { $0.key < $1.key }.map { "d=\($0.key): \($0.value)" }.joined(separator: ", ")
+            print("  \(c.name): \(c.worldSize) GPUs, \(c.gpusPerNode) per node, budget \(Int(c.memoryBudgetMB)) MB; all-to-all GB/s \(bandwidths)")
+            print("    other sizes: --world-size 16 ... 1024 (8 per node), the same intra/inter-node bandwidths")
+        }
+    }
+}
+
+func pad(_ text: String, _ width: Int) -> String {
+    text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+}

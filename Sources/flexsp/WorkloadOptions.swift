@@ -1,0 +1,34 @@
+import ArgumentParser
+import FlexSPCore
+import Foundation
+
+/// Where the batches come from: a length file cut into global batches.
+struct WorkloadOptions: ParsableArguments {
+    @Option(help: "Length file: one sequence length (tokens) per line.")
+    var lengths: String
+
+    @Option(name: .customLong("batch-size"), help: "Sequences per global batch.")
+    var batchSize: Int = 512
+
+    @Flag(help: "Plan lengths as they are: no padding to a multiple of 2 x world size, no dropping of over-long sequences.")
+    var raw = false
+
+    func validate() throws {
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
+    }
+
+    /// Reads the file and applies the reference's rule (or none with `--raw`).
+    func load(costModel: CostModel, maxContext: Int) throws -> Workload {
+        let data = try readFile(lengths)
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw CLIError.unreadable(path: lengths, reason: "not UTF-8 text")
+        }
+        let raw = try LengthFile.parse(text, source: lengths)
+        let rule = self.raw
+            ? Workload.Rule(padMultiple: 1, maxLength: .max)
+            : Workload.Rule.reference(maxContext: maxContext, worldSize: costModel.worldSize)
+        return try Workload(lengths: raw, source: lengths, batchSize: batchSize, rule: rule)
+    }
+
+    var datasetLabel: String { (lengths as NSString).lastPathComponent }
+}
