@@ -4,74 +4,106 @@ import FlexSPCore
 /// paper balances tokens (`Blaster.chunks`); a step's time is the *sum* of its micro-batches'
 /// makespans, so FlexSP also tries splits that minimise an estimate of that sum.
 ///
-/// A micro-batch's makespan is estimated by its lower bound `beta1 + max(W / N, t_max)`
-/// (work over GPUs, or its longest sequence), which a good packing nearly reaches.
+/// A micro-batch's makespan is estimated from its longest sequence `L` and the rest `R`: `L`
+/// runs on a group of some degree `d` while the other `N - d` GPUs share `R`'s least work;
+/// when `d = N` everything shares the one group:
+///
+///     estimate = beta1 + min over d of { max(time(L, d), work(R) / (N - d))   if d < N
+///                                      { time(L, N) + time(R, N)               if d = N
 enum MicroBatchSplit {
     /// Per-sequence figures the splits need, for one set of allowed degrees.
     struct Figures {
-        var work: [Double]
-        var time: [Double]
         var lengths: [Int]
+        /// Least GPU-time of each sequence over the allowed degrees that hold it.
+        var work: [Double]
+        /// Time of each sequence at each allowed degree (infinity where it does not fit).
+        var times: [[Double]]
+        /// Time of each sequence in a group spanning the whole world, if that is allowed.
+        var timeAtWorld: [Double]
+        var degrees: [Int]
+        /// The most tokens one micro-batch can hold.
         var capacity: Int
         var beta1: Double
-        var worldSize: Double
+        var worldSize: Int
 
         init(lengths: [Int], model: CostModel, degrees: [Int]) {
             self.lengths = lengths
-            var work: [Double] = [], time: [Double] = []
-            for length in lengths {
-                let usable = degrees.filter { model.fits(tokens: length, degree: $0) }
-                work.append(usable.map { model.sequenceWork(length: length, degree: $0) }.min() ?? .infinity)
-                time.append(usable.map { model.sequenceTime(length: length, degree: $0) }.min() ?? .infinity)
-            }
-            self.work = work
-            self.time = time
-            // Groups of one degree d hold at most (N / d) x capacity(d) tokens in all.
+            self.degrees = degrees
             let n = model.worldSize
+            times = lengths.map { length in
+                degrees.map { model.fits(tokens: length, degree: $0) ? model.sequenceTime(length: length, degree: $0) : .infinity }
+            }
+            work = times.map { row in zip(row, degrees).map { $0 * Double($1) }.min() ?? .infinity }
+            timeAtWorld = lengths.map { degrees.contains(n) ? model.sequenceTime(length: $0, degree: n) : .infinity }
+            // Groups of one degree d hold at most (N / d) x capacity(d) tokens in all.
             capacity = degrees.map { (n / $0) * model.tokenCapacity(degree: $0) }.max() ?? 0
             beta1 = model.beta1
-            worldSize = Double(n)
+            worldSize = n
+        }
+
+        /// Estimated makespan of a micro-batch whose longest sequence is `longest` and whose
+        /// other sequences have total least work `rest` and total whole-world time `restAtWorld`.
+        func estimate(longest: Int, rest: Double, restAtWorld: Double) -> Double {
+            var best = Double.infinity
+            for (k, d) in degrees.enumerated() {
+                let t = times[longest][k]
+                guard t.isFinite else { continue }
+                let value = d == worldSize ? t + restAtWorld : max(t, rest / Double(worldSize - d))
+                best = min(best, value)
+            }
+            return beta1 + best
         }
     }
 
     /// Consecutive chunks minimising the sum of estimated makespans, each within the token
     /// capacity, for every M up to `maxCount` at once (`result[M]`; nil where none fits).
+    /// Above `grid` sequences, chunks start only at multiples of `K / grid`, to bound the work.
     ///
-    /// - Complexity: O(maxCount x K^2).
-    static func timeBalanced(_ f: Figures, maxCount: Int) -> [[Range<Int>]?] {
+    /// - Complexity: O(maxCount x min(K, grid)^2 x D).
+    static func timeBalanced(_ f: Figures, maxCount: Int, grid: Int = 1024) -> [[Range<Int>]?] {
         let k = f.lengths.count
-        var workPrefix = [0.0], tokenPrefix = [0]
+        let step = max(1, (k + grid - 1) / grid)
+        // Candidate chunk boundaries.
+        var points = Array(stride(from: 0, to: k, by: step))
+        points.append(k)
+        let p = points.count
+        var workPrefix = [0.0], worldPrefix = [0.0], tokenPrefix = [0]
         for i in 0 ..< k {
             workPrefix.append(workPrefix[i] + f.work[i])
+            worldPrefix.append(worldPrefix[i] + f.timeAtWorld[i])
             tokenPrefix.append(tokenPrefix[i] + f.lengths[i])
         }
-        let maxCount = min(maxCount, k)
-        var best = [Double](repeating: .infinity, count: k + 1)
-        best[0] = 0
-        var cut = [[Int]](repeating: [Int](repeating: -1, count: k + 1), count: maxCount + 1)
+        let maxCount = min(maxCount, p - 1)
         var result = [[Range<Int>]?](repeating: nil, count: maxCount + 1)
-        for m in 1 ... max(1, maxCount) where k > 0 {
-            var next = [Double](repeating: .infinity, count: k + 1)
-            for i in m ... k {
-                // The last chunk is j..<i; the longest sequence of j..<i is j (sorted).
-                var j = i - 1
-                while j >= m - 1 {
+        guard maxCount >= 1 else { return result }
+        // best[a]: least estimated sum over the first points[a] sequences.
+        var best = [Double](repeating: .infinity, count: p)
+        best[0] = 0
+        var cut = [[Int]](repeating: [Int](repeating: -1, count: p), count: maxCount + 1)
+        for m in 1 ... maxCount {
+            var next = [Double](repeating: .infinity, count: p)
+            for b in m ..< p {
+                let i = points[b]
+                var a = b - 1
+                while a >= m - 1 {
+                    let j = points[a]
                     if tokenPrefix[i] - tokenPrefix[j] > f.capacity { break }
-                    if best[j].isFinite {
-                        let estimate = f.beta1 + max((workPrefix[i] - workPrefix[j]) / f.worldSize, f.time[j])
-                        let total = best[j] + estimate
-                        if total < next[i] { next[i] = total; cut[m][i] = j }
+                    if best[a].isFinite {
+                        let estimate = f.estimate(
+                            longest: j, rest: workPrefix[i] - workPrefix[j + 1],
+                            restAtWorld: worldPrefix[i] - worldPrefix[j + 1])
+                        if best[a] + estimate < next[b] { next[b] = best[a] + estimate; cut[m][b] = a }
                     }
-                    j -= 1
+                    a -= 1
                 }
             }
             best = next
-            if best[k].isFinite {
+            if best[p - 1].isFinite {
                 var ranges: [Range<Int>] = []
-                var end = k
+                var end = p - 1
                 for parts in stride(from: m, through: 1, by: -1) {
                     let start = cut[parts][end]
-                    ranges.append(start ..< end)
+                    ranges.append(points[start] ..< points[end])
                     end = start
                 }
                 result[m] = ranges.reversed()
@@ -84,27 +116,33 @@ enum MicroBatchSplit {
     /// least (so short sequences fill the idle GPUs beside long ones), within token capacity.
     /// Returns member indices per micro-batch, or nil if some sequence finds no room.
     ///
-    /// - Complexity: O(K x M).
+    /// - Complexity: O(K x M x D).
     static func interleaved(_ f: Figures, count: Int) -> [[Int]]? {
         var members = [[Int]](repeating: [], count: count)
-        var work = [Double](repeating: 0, count: count)
-        var longest = [Double](repeating: 0, count: count)
+        var rest = [Double](repeating: 0, count: count)
+        var restAtWorld = [Double](repeating: 0, count: count)
+        var current = [Double](repeating: 0, count: count)
         var tokens = [Int](repeating: 0, count: count)
         for i in f.lengths.indices {
-            var chosen = -1, chosenIncrease = Double.infinity
+            var chosen = -1, chosenIncrease = Double.infinity, chosenEstimate = 0.0
             for b in 0 ..< count where tokens[b] + f.lengths[i] <= f.capacity {
-                let before = members[b].isEmpty ? 0 : f.beta1 + max(work[b] / f.worldSize, longest[b])
-                let after = f.beta1 + max((work[b] + f.work[i]) / f.worldSize, max(longest[b], f.time[i]))
-                let increase = after - before
+                let estimate = members[b].isEmpty
+                    ? f.estimate(longest: i, rest: 0, restAtWorld: 0)
+                    : f.estimate(longest: members[b][0], rest: rest[b] + f.work[i], restAtWorld: restAtWorld[b] + f.timeAtWorld[i])
+                let increase = estimate - current[b]
                 if increase < chosenIncrease - 1e-9 || (abs(increase - chosenIncrease) <= 1e-9 && tokens[b] < tokens[chosen]) {
                     chosen = b
                     chosenIncrease = increase
+                    chosenEstimate = estimate
                 }
             }
             guard chosen >= 0 else { return nil }
+            if !members[chosen].isEmpty {
+                rest[chosen] += f.work[i]
+                restAtWorld[chosen] += f.timeAtWorld[i]
+            }
             members[chosen].append(i)
-            work[chosen] += f.work[i]
-            longest[chosen] = max(longest[chosen], f.time[i])
+            current[chosen] = chosenEstimate
             tokens[chosen] += f.lengths[i]
         }
         return members.filter { !$0.isEmpty }

@@ -1,16 +1,27 @@
 import FlexSPCore
-import FlexSPPlanner
 import Foundation
 
-/// Answers one plan request (a JSON object) with one JSON line; never throws, so one bad
-/// request cannot stop the service.
-struct PlanService {
-    var costModel: CostModel
-    var strategy: Strategy
-    var planner: Planner
+/// The plan service's protocol: answers one request line (a JSON object) with one reply line;
+/// never throws, so one bad request cannot stop the service. `flexsp serve` runs it over
+/// stdin and stdout.
+///
+///     service.respond(to: Data(#"{"id": 7, "lengths": [4096, 512]}"#.utf8))
+///     // {"id":7,"cost_model":{...},"micro_batches":[...],...}
+///     service.respond(to: Data("garbage".utf8))
+///     // {"id":null,"error":"request is not valid JSON: ..."}
+public struct PlanService: Sendable {
+    public var costModel: CostModel
+    public var strategy: Strategy
+    public var planner: Planner
+
+    public init(costModel: CostModel, strategy: Strategy, planner: Planner) {
+        self.costModel = costModel
+        self.strategy = strategy
+        self.planner = planner
+    }
 
     /// The reply to one request line: a plan document with the request's id, or an error.
-    func respond(to line: Data) -> Data {
+    public func respond(to line: Data) -> Data {
         let object: Any
         do {
             object = try JSONSerialization.jsonObject(with: line, options: [.fragmentsAllowed])
