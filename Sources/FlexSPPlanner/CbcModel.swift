@@ -17,6 +17,9 @@ final class CbcModel {
         Cbc_setLogLevel(handle, 0)
         // Time limits count wall-clock seconds, as a caller waiting on a plan experiences them.
         Cbc_setParameter(handle, "timeMode", "elapsed")
+        // CBC 2.10's preprocessing dereferences null in CglPreProcess::postProcess when the time
+        // limit strikes during a solve (seen with sub-second limits); without it CBC is safe.
+        Cbc_setParameter(handle, "preprocess", "off")
     }
 
     deinit { Cbc_deleteModel(handle) }

@@ -70,30 +70,44 @@ public struct FlexSPSolver: Sendable {
         return Solution(microBatches: microBatches, stepTime: stepTime)
     }
 
-    /// Packs every candidate split (in parallel) and returns the fastest feasible one.
+    /// How many of the best splits (by a quick packing) get the thorough packing.
+    static let finalists = 3
+
+    /// Packs every candidate split quickly, then the best few thoroughly (in parallel), and
+    /// returns the fastest feasible one.
     private static func bestOf(
         _ candidates: [[[Int]]], packer: GroupPacker, lengths: [Int]
     ) -> (split: [[Int]], packings: [GroupPacker.Packing])? {
+        let quick = packAll(candidates, packer: packer, lengths: lengths, thorough: false)
+        let order = quick.indices.filter { quick[$0] != nil }.sorted { quick[$0]!.0 < quick[$1]!.0 }
+        let finalists = order.prefix(finalists).map { candidates[$0] }
+        let thorough = packAll(finalists, packer: packer, lengths: lengths, thorough: true)
+        var best: (split: [[Int]], packings: [GroupPacker.Packing])?
+        var bestTime = Double.infinity
+        for (c, result) in thorough.enumerated() {
+            if let (time, packings) = result, time < bestTime - 1e-9 {
+                bestTime = time
+                best = (finalists[c].filter { !$0.isEmpty }, packings)
+            }
+        }
+        return best
+    }
+
+    private static func packAll(
+        _ candidates: [[[Int]]], packer: GroupPacker, lengths: [Int], thorough: Bool
+    ) -> [(Double, [GroupPacker.Packing])?] {
         let results = Slots<(Double, [GroupPacker.Packing])>(count: candidates.count)
         DispatchQueue.concurrentPerform(iterations: candidates.count) { c in
             var packings: [GroupPacker.Packing] = []
             var total = 0.0
             for members in candidates[c] where !members.isEmpty {
-                guard let packing = packer.pack(lengths: members.map { lengths[$0] }) else { return }
+                guard let packing = packer.pack(lengths: members.map { lengths[$0] }, thorough: thorough) else { return }
                 packings.append(packing)
                 total += packing.makespan
             }
             results[c] = (total, packings)
         }
-        var best: (split: [[Int]], packings: [GroupPacker.Packing])?
-        var bestTime = Double.infinity
-        for (c, result) in results.values.enumerated() {
-            if let (time, packings) = result, time < bestTime - 1e-9 {
-                bestTime = time
-                best = (candidates[c].filter { !$0.isEmpty }, packings)
-            }
-        }
-        return best
+        return results.values
     }
 }
 

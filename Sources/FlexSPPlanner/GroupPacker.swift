@@ -3,13 +3,14 @@ import FlexSPCore
 /// Packs one micro-batch's sequences into sequence-parallel groups of allowed degrees so that
 /// the slowest group finishes as early as possible, using at most `worldSize` GPUs.
 ///
-/// It binary-searches the makespan `C`. For a given `C`, sequences are taken longest first;
-/// each joins the open group where it leaves the least time to spare (best fit) among those
-/// with room in time and memory, or else opens a group of the smallest degree that holds it
-/// and finishes within `C`. The best packing seen is kept.
+/// For each floor degree `f` it binary-searches the makespan `C`. For a given `C`, sequences
+/// are taken longest first; each joins the open group where it leaves the least time to spare
+/// (best fit) among those with room in time and memory, or else opens a group of the smallest
+/// degree of at least `f` that holds it and finishes within `C`. A local search then moves and
+/// swaps sequences off the slowest group. The best packing over all floors is kept.
 ///
-/// - Complexity: O(log(1/eps) x K x D x log G) for K sequences, D degrees and G groups, plus
-///   the memory walk when best-fit candidates are full.
+/// - Complexity: O(D x log(1/eps) x K x D x log G) for K sequences, D degrees and G groups,
+///   plus the memory walk when best-fit candidates are full, plus the local search.
 struct GroupPacker: Sendable {
     struct Packing: Sendable {
         /// Degree and member indices (into the packed `lengths`) of each group.
@@ -46,7 +47,9 @@ struct GroupPacker: Sendable {
     }
 
     /// Packs lengths sorted longest first; nil when no packing fits the GPUs and memory.
-    func pack(lengths: [Int]) -> Packing? {
+    ///
+    /// - Parameter thorough: try every floor degree (else only floor 1, about D times faster).
+    func pack(lengths: [Int], thorough: Bool = true) -> Packing? {
         guard !lengths.isEmpty else { return Packing(groups: [], makespan: 0) }
         let d = degrees.count
         // times[i * d + k]: time sequence i adds at degrees[k]; infinity where it does not fit.
@@ -56,12 +59,26 @@ struct GroupPacker: Sendable {
                 times[i * d + k] = model.sequenceTime(length: length, degree: degrees[k])
             }
         }
-        var low = lowerBound(lengths: lengths)
-        guard low.isFinite else { return nil }
+        let bound = lowerBound(lengths: lengths)
+        guard bound.isFinite else { return nil }
+        // Each floor is a smallest degree for new groups: floor 1 favours many small groups,
+        // higher floors fewer, larger groups that pack with less fragmentation.
+        var best: Packing?
+        for floor in 0 ..< (thorough ? d : 1) {
+            guard let found = search(lengths: lengths, times: times, floor: floor, from: bound) else { continue }
+            let refined = refine(found, lengths: lengths, times: times)
+            if refined.makespan < best?.makespan ?? .infinity { best = refined }
+        }
+        return best
+    }
+
+    /// Binary search on the makespan for one floor degree; nil if nothing fits.
+    private func search(lengths: [Int], times: [Double], floor: Int, from bound: Double) -> Packing? {
+        var low = bound
         var best: Packing?
         var target = low
         for _ in 0 ..< 60 {
-            if let found = attempt(lengths: lengths, times: times, makespan: target) {
+            if let found = attempt(lengths: lengths, times: times, makespan: target, floor: floor) {
                 best = found
                 break
             }
@@ -72,7 +89,7 @@ struct GroupPacker: Sendable {
         var high = min(target, incumbent.makespan)
         while (high - low) > 1e-4 * high {
             let mid = (low + high) / 2
-            if let found = attempt(lengths: lengths, times: times, makespan: mid) {
+            if let found = attempt(lengths: lengths, times: times, makespan: mid, floor: floor) {
                 if found.makespan < incumbent.makespan { incumbent = found }
                 high = min(mid, found.makespan)
             } else {
@@ -82,8 +99,71 @@ struct GroupPacker: Sendable {
         return incumbent
     }
 
+    /// Local search on the slowest group: move one of its sequences to another group, or swap
+    /// one with another group's, whenever that lowers the larger of the two groups' times
+    /// below the current makespan. Stops when the slowest group cannot be improved.
+    ///
+    /// - Complexity: O(iterations x members of the slowest group x K).
+    func refine(_ packing: Packing, lengths: [Int], times: [Double]) -> Packing {
+        let d = degrees.count
+        let index = Dictionary(uniqueKeysWithValues: degrees.enumerated().map { ($1, $0) })
+        var members = packing.groups.map(\.members)
+        let degreeIndex = packing.groups.map { index[$0.degree]! }
+        var tokens = members.map { $0.reduce(0) { $0 + lengths[$1] } }
+        var time = zip(members, degreeIndex).map { m, k in m.reduce(model.beta1) { $0 + times[$1 * d + k] } }
+        let epsilon = 1e-9 * (time.max() ?? 1)
+        for _ in 0 ..< 4 * lengths.count {
+            guard let slowest = time.indices.max(by: { time[$0] < time[$1] }) else { break }
+            let limit = time[slowest] - epsilon
+            let ks = degreeIndex[slowest]
+            // Best move or swap: (resulting larger time, member position, target group, target position or -1).
+            var best: (Double, Int, Int, Int)?
+            for (position, a) in members[slowest].enumerated() {
+                let ta = times[a * d + ks]
+                for h in time.indices where h != slowest {
+                    let kh = degreeIndex[h]
+                    let aThere = times[a * d + kh]
+                    guard aThere.isFinite else { continue }
+                    if tokens[h] + lengths[a] <= capacities[kh] {
+                        let worse = max(time[slowest] - ta, time[h] + aThere)
+                        if worse < limit && worse < best?.0 ?? .infinity { best = (worse, position, h, -1) }
+                    }
+                    for (other, b) in members[h].enumerated() {
+                        let bHere = times[b * d + ks]
+                        guard bHere.isFinite,
+                              tokens[h] - lengths[b] + lengths[a] <= capacities[kh],
+                              tokens[slowest] - lengths[a] + lengths[b] <= capacities[ks] else { continue }
+                        let worse = max(time[slowest] - ta + bHere, time[h] - times[b * d + kh] + aThere)
+                        if worse < limit && worse < best?.0 ?? .infinity { best = (worse, position, h, other) }
+                    }
+                }
+            }
+            guard let (_, position, h, other) = best else { break }
+            let kh = degreeIndex[h]
+            let a = members[slowest].remove(at: position)
+            time[slowest] -= times[a * d + ks]
+            tokens[slowest] -= lengths[a]
+            if other >= 0 {
+                let b = members[h].remove(at: other)
+                time[h] -= times[b * d + kh]
+                tokens[h] -= lengths[b]
+                members[slowest].append(b)
+                time[slowest] += times[b * d + ks]
+                tokens[slowest] += lengths[b]
+            }
+            members[h].append(a)
+            time[h] += times[a * d + kh]
+            tokens[h] += lengths[a]
+        }
+        let groups = members.indices.filter { !members[$0].isEmpty }.map { g in
+            (degree: degrees[degreeIndex[g]], members: members[g])
+        }
+        let makespan = members.indices.filter { !members[$0].isEmpty }.map { time[$0] }.max() ?? 0
+        return Packing(groups: groups, makespan: makespan)
+    }
+
     /// One greedy pass with every group's time capped at `makespan`.
-    private func attempt(lengths: [Int], times: [Double], makespan: Double) -> Packing? {
+    private func attempt(lengths: [Int], times: [Double], makespan: Double, floor: Int) -> Packing? {
         let d = degrees.count
         let beta1 = model.beta1
         var groupDegree: [Int] = []  // index into degrees
@@ -129,7 +209,7 @@ struct GroupPacker: Sendable {
                 continue
             }
             // Open the smallest group that holds the sequence within the makespan.
-            guard let k = (0 ..< d).first(where: { beta1 + times[i * d + $0] <= makespan }),
+            guard let k = (floor ..< d).first(where: { beta1 + times[i * d + $0] <= makespan }),
                   gpusUsed + degrees[k] <= worldSize else { return nil }
             gpusUsed += degrees[k]
             let g = groupTime.count

@@ -1,0 +1,82 @@
+import FlexSPCore
+import Foundation
+import Testing
+@testable import FlexSPPlanner
+
+@Suite struct PlanServiceTests {
+    let model = try! CostModel.preset(model: "gpt-7b", cluster: "a100-40g-8x8", maxContext: 393_216, worldSize: 8)
+    var service: PlanService { PlanService(costModel: model, strategy: .flexsp, planner: Planner(milpTimeLimitSeconds: 1)) }
+
+    func reply(_ line: String) throws -> [String: Any] {
+        let data = service.respond(to: Data(line.utf8))
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    @Test func aRequestGetsAValidPlanWithItsID() throws {
+        let data = service.respond(to: Data(#"{"id": 7, "lengths": [20000, 3000, 500, 500]}"#.utf8))
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(object["id"] as? Int == 7)
+        let plan = try Plan(json: data)
+        #expect(Simulator.violations(in: plan).isEmpty)
+        #expect(plan.sequences.map(\.length) == [20000, 3000, 500, 500])  // ids in request order, as given
+        #expect(plan.sequences.map(\.id) == [0, 1, 2, 3])
+    }
+
+    @Test func requestsMayChooseStrategyAndCostModel() throws {
+        let other = try CostModel.preset(model: "gpt-13b", cluster: "a100-40g-8x8", maxContext: 196_608, worldSize: 16)
+        let document = String(decoding: other.jsonData(), as: UTF8.self)
+        let data = service.respond(to: Data(#"{"id": "b", "lengths": [4096, 4096], "strategy": "static:2", "cost_model": \#(document)}"#.utf8))
+        let plan = try Plan(json: data)
+        #expect(plan.worldSize == 16)
+        #expect(plan.strategy == "static:2")
+        #expect(plan.microBatches.allSatisfy { $0.groups.allSatisfy { $0.degree == 2 } })
+    }
+
+    @Test func badRequestsGetErrorsThatSayWhy() throws {
+        let cases: [(String, String)] = [
+            ("garbage", "not valid JSON"),
+            ("[1, 2]", "must be a JSON object"),
+            (#"{"id": 1}"#, "missing \"lengths\""),
+            (#"{"id": 1, "lengths": "long"}"#, "must be a list"),
+            (#"{"id": 1, "lengths": [100, -5]}"#, "lengths[1] is -5"),
+            (#"{"id": 1, "lengths": [100, true]}"#, "lengths[1]"),
+            (#"{"id": 1, "lengths": [100.5]}"#, "lengths[0]"),
+            (#"{"id": 1, "lengths": []}"#, "no sequences"),
+            (#"{"id": 1, "lengths": [900000]}"#, "sequence 0 has 900000 tokens"),
+            (#"{"id": 1, "lengths": [100], "strategy": "fastest"}"#, "unknown strategy 'fastest'"),
+            (#"{"id": 1, "lengths": [100], "cost_model": {"version": 1}}"#, "is missing"),
+        ]
+        for (request, expected) in cases {
+            let object = try reply(request)
+            let error = try #require(object["error"] as? String, "no error for \(request)")
+            #expect(error.contains(expected), "\(request) -> \(error)")
+        }
+        #expect(try reply(#"{"id": 9, "lengths": [-1]}"#)["id"] as? Int == 9)
+        // And the service still answers good requests.
+        #expect(try reply(#"{"id": 2, "lengths": [100]}"#)["micro_batches"] != nil)
+    }
+}
+
+@Suite struct PlanningErrorTests {
+    let model = try! CostModel.preset(model: "gpt-7b", cluster: "a100-40g-8x8", maxContext: 393_216)
+
+    @Test func tooLongSequenceIsNamed() {
+        #expect(throws: PlanningError.sequenceTooLong(id: 2, length: 500_000, capacity: 410_108, degree: 64)) {
+            try Batch(lengths: [100, 200, 500_000], costModel: model)
+        }
+    }
+
+    @Test func staticDegreeThatCannotHoldTheBatch() throws {
+        let batch = try Batch(lengths: [20_000, 100], costModel: model)
+        #expect(throws: PlanningError.self) { try Planner().plan(batch, strategy: .staticDegree(1)) }
+        #expect(throws: PlanningError.invalidStaticDegree(3, allowed: model.degrees)) {
+            try Planner().plan(batch, strategy: .staticDegree(3))
+        }
+    }
+
+    @Test func strategyNames() throws {
+        #expect(try Strategy(parsing: "static:16") == .staticDegree(16))
+        #expect(try Strategy(parsing: "batch-ada") == .batchAdaptive)
+        #expect(throws: PlanningError.unknownStrategy("static:x")) { try Strategy(parsing: "static:x") }
+    }
+}
