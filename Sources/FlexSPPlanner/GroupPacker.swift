@@ -48,7 +48,8 @@ struct GroupPacker: Sendable {
 
     /// Packs lengths sorted longest first; nil when no packing fits the GPUs and memory.
     ///
-    /// - Parameter thorough: try every floor degree (else only floor 1, about D times faster).
+    /// - Parameter thorough: try every floor degree; else stop at the first floor that fits
+    ///   (usually floor 1: about D times faster).
     func pack(lengths: [Int], thorough: Bool = true) -> Packing? {
         guard !lengths.isEmpty else { return Packing(groups: [], makespan: 0) }
         let d = degrees.count
@@ -64,10 +65,11 @@ struct GroupPacker: Sendable {
         // Each floor is a smallest degree for new groups: floor 1 favours many small groups,
         // higher floors fewer, larger groups that pack with less fragmentation.
         var best: Packing?
-        for floor in 0 ..< (thorough ? d : 1) {
+        for floor in 0 ..< d {
             guard let found = search(lengths: lengths, times: times, floor: floor, from: bound) else { continue }
             let refined = refine(found, lengths: lengths, times: times)
             if refined.makespan < best?.makespan ?? .infinity { best = refined }
+            if !thorough { break }
         }
         return best
     }
@@ -77,13 +79,14 @@ struct GroupPacker: Sendable {
         var low = bound
         var best: Packing?
         var target = low
-        for _ in 0 ..< 60 {
+        // Doubling up to 2^24 x the bound: past that, memory or GPUs are what bind.
+        for _ in 0 ..< 24 {
             if let found = attempt(lengths: lengths, times: times, makespan: target, floor: floor) {
                 best = found
                 break
             }
             low = target
-            target *= 1.25
+            target *= 2
         }
         guard var incumbent = best else { return nil }
         var high = min(target, incumbent.makespan)
