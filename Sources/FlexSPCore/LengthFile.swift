@@ -1,5 +1,3 @@
-import Foundation
-
 /// A length file: one sequence length (tokens) per line, the format of `data/lengths/`.
 public enum LengthFile {
     /// Parses a length file's text. Blank lines are ignored; anything else must be a positive
@@ -11,18 +9,36 @@ public enum LengthFile {
     public static func parse(_ text: String, source: String) throws(WorkloadError) -> [Int] {
         var lengths: [Int] = []
         var lineNumber = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // Byte-level: a million-line file parses in milliseconds.
+        for line in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNumber += 1
-            let field = line.trimmingCharacters(in: .whitespacesAndNewlines)
+            let field = line.drop { isSpace($0) }.reversed().drop { isSpace($0) }.reversed()
             if field.isEmpty { continue }
-            guard let value = Int(field) else {
-                throw .badLine(source: source, line: lineNumber, text: String(field.prefix(40)))
+            var value = 0
+            var valid = field.count <= 18
+            var negative = false
+            for (offset, byte) in field.enumerated() {
+                if offset == 0 && (byte == UInt8(ascii: "-") || byte == UInt8(ascii: "+")) && field.count > 1 {
+                    negative = byte == UInt8(ascii: "-")
+                    continue
+                }
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { valid = false; break }
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
             }
+            guard valid else {
+                let text = String(decoding: field.prefix(40), as: UTF8.self)
+                throw .badLine(source: source, line: lineNumber, text: text)
+            }
+            if negative { value = -value }
             guard value > 0 else { throw .nonPositiveLength(source: source, line: lineNumber, value: value) }
             lengths.append(value)
         }
         guard !lengths.isEmpty else { throw .empty(source: source) }
         return lengths
+    }
+
+    private static func isSpace(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r")
     }
 }
 
