@@ -50,7 +50,8 @@ public struct PlanService: Sendable {
         guard let list = rawLengths as? [Any] else { throw RequestError("\"lengths\" must be a list of positive integers") }
         var lengths: [Int] = []
         for (index, value) in list.enumerated() {
-            guard !(value is Bool), let number = value as? NSNumber,
+            // On Linux a JSON 1 also casts to Bool; JSON booleans have a class of their own.
+            guard let number = value as? NSNumber, type(of: value as AnyObject) != jsonBooleanClass,
                   Double(number.intValue) == number.doubleValue, number.intValue > 0 else {
                 throw RequestError("lengths[\(index)] is \(value), not a positive integer")
             }
@@ -86,6 +87,10 @@ public struct PlanService: Sendable {
         return data
     }
 }
+
+/// The class JSONSerialization gives `true` and `false`.
+private let jsonBooleanClass: AnyClass = type(of: try! JSONSerialization.jsonObject(
+    with: Data("true".utf8), options: .fragmentsAllowed) as AnyObject)
 
 struct RequestError: Error, CustomStringConvertible {
     var description: String

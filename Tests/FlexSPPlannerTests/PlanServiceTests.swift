@@ -13,13 +13,13 @@ import Testing
     }
 
     @Test func aRequestGetsAValidPlanWithItsID() throws {
-        let data = service.respond(to: Data(#"{"id": 7, "lengths": [20000, 3000, 500, 500]}"#.utf8))
+        let data = service.respond(to: Data(#"{"id": 7, "lengths": [20000, 3000, 500, 500, 1]}"#.utf8))
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         #expect(object["id"] as? Int == 7)
         let plan = try Plan(json: data)
         #expect(Simulator.violations(in: plan).isEmpty)
-        #expect(plan.sequences.map(\.length) == [20000, 3000, 500, 500])  // ids in request order, as given
-        #expect(plan.sequences.map(\.id) == [0, 1, 2, 3])
+        #expect(plan.sequences.map(\.length) == [20000, 3000, 500, 500, 1])  // ids in request order, as given
+        #expect(plan.sequences.map(\.id) == [0, 1, 2, 3, 4])
     }
 
     @Test func requestsMayChooseStrategyAndCostModel() throws {
