@@ -1,0 +1,1 @@
+"""FlexSP runtime: runs heterogeneous sequence-parallel plans on torch.distributed."""

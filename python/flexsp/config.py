@@ -1,0 +1,89 @@
+"""The training configuration: plain data read from a YAML file (see configs/tiny-cpu.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flexsp.model import ModelConfig
+
+
+@dataclass
+class DataConfig:
+    source: str = "corpus"          # "corpus" (a text file) or "synthetic" (a length file)
+    path: str = "data/corpus/python-docstrings.txt"
+    lengths: str | None = None      # length file, for source "synthetic"
+    batch_sequences: int = 32
+    max_seq_len: int = 1024
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 100
+    seed: int = 0
+    lr: float = 3e-3
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0
+    dtype: str = "float32"
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 0       # steps between checkpoints; 0: none
+    collective_timeout_s: float = 300.0
+
+
+@dataclass
+class PlannerConfig:
+    cost_model: str = "configs/tiny-cpu-costmodel.json"
+    strategy: str = "flexsp"
+    timeout_s: float = 30.0         # how long rank 0 waits for a plan before falling back
+    max_restarts: int = 1           # restarts of a planner that died, then it is abandoned
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+
+
+def _section(cls: type, values: dict[str, Any] | None, where: str) -> Any:
+    values = values or {}
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
+    if "betas" in values:
+        values = {**values, "betas": tuple(values["betas"])}
+    return cls(**values)
+
+
+def resolve_path(path: str, config_file: Path) -> str:
+    """A relative path is taken from the working directory if it exists there, else from the
+    repository root (the config file's parent's parent), so `make demo` and tests agree."""
+    candidate = Path(path)
+    if candidate.is_absolute() or candidate.exists():
+        return str(candidate)
+    return str(config_file.resolve().parent.parent / candidate)
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(raw) - {"model", "data", "train", "planner"})
+    if unknown:
+        raise ValueError(f"{path}: unknown sections {unknown}")
+    config = Config(
+        model=_section(ModelConfig, raw.get("model"), f"{path}: model"),
+        data=_section(DataConfig, raw.get("data"), f"{path}: data"),
+        train=_section(TrainConfig, raw.get("train"), f"{path}: train"),
+        planner=_section(PlannerConfig, raw.get("planner"), f"{path}: planner"),
+    )
+    config.data.path = resolve_path(config.data.path, path)
+    if config.data.lengths is not None:
+        config.data.lengths = resolve_path(config.data.lengths, path)
+    config.planner.cost_model = resolve_path(config.planner.cost_model, path)
+    return config

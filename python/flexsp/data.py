@@ -1,0 +1,147 @@
+"""Global batches of variable-length sequences, and each rank's slice of its group's stream.
+
+A global batch is a list of token sequences; batch t is a pure function of (seed, t), so the data
+position a checkpoint must remember is just the step number. Two sources:
+  - CorpusDataset: documents of a real text file (byte-level tokens, vocab 256), so a demo
+    visibly learns;
+  - SyntheticDataset: random tokens with lengths drawn from a length file (one integer per line),
+    as in the paper's evaluation, where only the lengths are real.
+
+`rank_input` turns (batch, group of a plan, rank) into what the model consumes on that rank: the
+group's sequences packed back to back and padded to a multiple of the degree, this rank's
+contiguous 1/d slice of it, position ids restarting at each sequence, and labels (next token of
+the *same* sequence; IGNORE at each sequence's last token and on padding).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from flexsp.attention import PackedContext
+
+IGNORE = -100  # label of tokens that carry no loss (cross_entropy's ignore_index)
+DOCUMENT_SEPARATOR = "\n\f\n"  # see data/corpus/PROVENANCE.md
+
+
+def encode_bytes(text: str) -> list[int]:
+    """The byte-level tokenizer: one token per UTF-8 byte (vocab 256)."""
+    return list(text.encode("utf-8"))
+
+
+def decode_bytes(tokens: list[int]) -> str:
+    return bytes(tokens).decode("utf-8", errors="replace")
+
+
+@dataclass
+class GlobalBatch:
+    step: int
+    sequences: list[torch.Tensor]  # int64 token ids, one tensor per sequence
+
+    @property
+    def lengths(self) -> list[int]:
+        return [int(s.numel()) for s in self.sequences]
+
+
+class CorpusDataset:
+    """Batches of `batch_sequences` documents drawn (with replacement) from a text file."""
+
+    def __init__(self, path: str | Path, batch_sequences: int, max_seq_len: int, seed: int,
+                 min_seq_len: int = 2) -> None:
+        text = Path(path).read_text(encoding="utf-8")
+        self.documents = [encode_bytes(d) for d in text.split(DOCUMENT_SEPARATOR)
+                          if len(d.encode("utf-8")) >= min_seq_len]
+        if not self.documents:
+            raise ValueError(f"{path}: no document of at least {min_seq_len} bytes")
+        self.batch_sequences, self.max_seq_len, self.seed = batch_sequences, max_seq_len, seed
+
+    def batch(self, step: int) -> GlobalBatch:
+        rng = random.Random(self.seed * 1_000_003 + step)
+        sequences = []
+        for _ in range(self.batch_sequences):
+            doc = self.documents[rng.randrange(len(self.documents))]
+            # A long document contributes a random window of max_seq_len bytes.
+            start = rng.randrange(len(doc) - self.max_seq_len + 1) if len(doc) > self.max_seq_len else 0
+            sequences.append(torch.tensor(doc[start:start + self.max_seq_len], dtype=torch.int64))
+        return GlobalBatch(step, sequences)
+
+
+def load_lengths(path: str | Path) -> list[int]:
+    """A length file: one positive integer per line; blank lines and '#' comments ignored."""
+    lengths = []
+    for line in Path(path).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            lengths.append(int(line))
+    if not lengths or min(lengths) < 1:
+        raise ValueError(f"{path}: expected positive integers, one per line")
+    return lengths
+
+
+class SyntheticDataset:
+    """Random tokens; lengths sampled from a length file, clipped to [2, max_seq_len]."""
+
+    def __init__(self, lengths: list[int], batch_sequences: int, max_seq_len: int,
+                 vocab_size: int, seed: int) -> None:
+        self.lengths = [min(max(n, 2), max_seq_len) for n in lengths]
+        self.batch_sequences, self.vocab_size, self.seed = batch_sequences, vocab_size, seed
+
+    def batch(self, step: int) -> GlobalBatch:
+        rng = random.Random(self.seed * 1_000_003 + step)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        sequences = [torch.randint(self.vocab_size, (rng.choice(self.lengths),), generator=generator)
+                     for _ in range(self.batch_sequences)]
+        return GlobalBatch(step, sequences)
+
+
+@dataclass
+class RankInput:
+    tokens: torch.Tensor     # [n] this rank's slice of the packed stream
+    positions: torch.Tensor  # [n] position of each token within its own sequence
+    labels: torch.Tensor     # [n] next token of the same sequence, or IGNORE
+    ctx: PackedContext
+
+
+def pack_group(sequences: list[torch.Tensor], degree: int
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+    """The group's stream: tokens, positions, labels, each padded to a multiple of `degree`."""
+    tokens, positions, labels, cu_seqlens = [], [], [], [0]
+    for seq in sequences:
+        tokens.append(seq)
+        positions.append(torch.arange(seq.numel(), dtype=torch.int64))
+        # Labels are shifted within the sequence, before slicing: the last token predicts
+        # nothing, and a label may live on another rank's slice without crossing sequences.
+        labels.append(torch.cat([seq[1:], torch.tensor([IGNORE], dtype=torch.int64)]))
+        cu_seqlens.append(cu_seqlens[-1] + seq.numel())
+    total = cu_seqlens[-1]
+    padding = (-total) % degree if total > 0 else 0
+    tokens.append(torch.zeros(padding, dtype=torch.int64))
+    positions.append(torch.zeros(padding, dtype=torch.int64))
+    labels.append(torch.full((padding,), IGNORE, dtype=torch.int64))
+    return torch.cat(tokens), torch.cat(positions), torch.cat(labels), cu_seqlens
+
+
+def rank_input(batch: GlobalBatch, sequence_ids: list[int], degree: int, first_rank: int,
+               rank: int, group: dist.ProcessGroup | None) -> RankInput:
+    """This rank's contiguous 1/degree slice of the packed stream of one group of a plan."""
+    tokens, positions, labels, cu_seqlens = pack_group(
+        [batch.sequences[i] for i in sequence_ids], degree)
+    n = tokens.numel() // degree
+    lo = (rank - first_rank) * n
+    return RankInput(tokens[lo:lo + n], positions[lo:lo + n], labels[lo:lo + n],
+                     PackedContext(group, degree, cu_seqlens))
+
+
+def idle_input() -> RankInput:
+    """Input for a rank that no group of a micro-batch uses: no tokens at all.
+
+    The rank still runs forward and backward on it, because FSDP's all-gathers and
+    reduce-scatters are collectives over every rank; with no tokens it adds nothing to the
+    loss and exactly zero to every gradient.
+    """
+    empty = torch.zeros(0, dtype=torch.int64)
+    return RankInput(empty, empty, empty, PackedContext(None, 1, [0]))

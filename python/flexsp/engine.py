@@ -1,0 +1,94 @@
+"""Runs one plan: forward and backward per micro-batch on this rank's group, one optimizer step.
+
+Every rank runs every micro-batch, idle or not: FSDP all-gathers parameters and reduce-scatters
+gradients over all ranks, so a rank that skipped one would leave the others waiting. The loss of
+a micro-batch is summed over this rank's tokens and divided by the token count of the whole
+global batch; summed over ranks and micro-batches (which FSDP's reduce-scatter does for the
+gradients) it is exactly the mean loss of one process training on the whole batch.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from flexsp.data import IGNORE, GlobalBatch, RankInput, idle_input, rank_input
+from flexsp.groups import GroupPool
+from flexsp.plan import validate_plan
+
+
+@dataclass
+class StepResult:
+    loss_sum: float       # this rank's summed token loss (not reduced over ranks)
+    label_tokens: int     # tokens that carry a label in the whole global batch
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def label_token_count(lengths: list[int]) -> int:
+    """Tokens with a label: every token but the last of each sequence (at least 1, so that a
+    batch of 1-token sequences divides a zero loss by 1 rather than by 0)."""
+    return max(1, sum(n - 1 for n in lengths))
+
+
+def micro_batch_input(plan: dict, micro_batch: int, batch: GlobalBatch, pool: GroupPool,
+                      rank: int) -> RankInput:
+    """This rank's input for one micro-batch: its group's slice, or nothing if it is idle."""
+    for group in plan["micro_batches"][micro_batch]["groups"]:
+        first, degree = group["first_rank"], group["degree"]
+        if first <= rank < first + degree:
+            return rank_input(batch, group["sequence_ids"], degree, first, rank,
+                              pool.get(first, degree))
+    return idle_input()
+
+
+def forward_backward(model: torch.nn.Module, plan: dict, batch: GlobalBatch, pool: GroupPool,
+                     rank: int, device: torch.device | None = None) -> StepResult:
+    """Accumulates this batch's gradients over all micro-batches of `plan` (already validated)."""
+    label_tokens = label_token_count(batch.lengths)
+    loss_sum = 0.0
+    dispatch_s = compute_s = 0.0
+    for m in range(len(plan["micro_batches"])):
+        t0 = time.perf_counter()
+        inp = micro_batch_input(plan, m, batch, pool, rank)
+        tokens, positions, labels = inp.tokens, inp.positions, inp.labels
+        if device is not None:
+            tokens, positions, labels = tokens.to(device), positions.to(device), labels.to(device)
+        t1 = time.perf_counter()
+        logits = model(tokens, positions, inp.ctx)
+        loss = F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="sum")
+        (loss / label_tokens).backward()
+        loss_sum += loss.item()
+        t2 = time.perf_counter()
+        dispatch_s += t1 - t0
+        compute_s += t2 - t1
+    return StepResult(loss_sum, label_tokens,
+                      {"dispatch": dispatch_s * 1e3, "forward_backward": compute_s * 1e3})
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, plan: dict,
+               batch: GlobalBatch, pool: GroupPool, rank: int, world_size: int,
+               device: torch.device | None = None, max_grad_norm: float | None = None
+               ) -> tuple[float, StepResult]:
+    """Validates `plan`, trains on `batch` with it, steps the optimizer; returns the mean loss.
+
+    Validation comes before any collective: a plan that breaks a rule raises PlanError on every
+    rank (each checks the same document on its own), instead of leaving ranks to disagree.
+    """
+    t0 = time.perf_counter()
+    validate_plan(plan, world_size, batch.lengths)
+    validate_ms = (time.perf_counter() - t0) * 1e3
+    result = forward_backward(model, plan, batch, pool, rank, device)
+    t1 = time.perf_counter()
+    if max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    total = torch.tensor([result.loss_sum], dtype=torch.float64, device=device)
+    dist.all_reduce(total)
+    result.timings_ms["optimizer"] = (time.perf_counter() - t1) * 1e3
+    result.timings_ms["dispatch"] += validate_ms
+    return total.item() / result.label_tokens, result

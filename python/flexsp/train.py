@@ -1,0 +1,244 @@
+"""Entry point: `torchrun --nproc-per-node 4 -m flexsp.train --config configs/tiny-cpu.yaml`.
+
+Per step: batch t (a pure function of the seed and t) -> its plan (rank 0 asked the planner for
+it while batch t-1 trained; broadcast; validated on every rank, fallback if bad) -> rank 0 asks
+for batch t+1's plan -> train_step -> one log line. NCCL on GPUs, gloo on CPUs, same code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+from torch.distributed.device_mesh import init_device_mesh
+
+from flexsp.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from flexsp.config import Config, load_config
+from flexsp.data import CorpusDataset, SyntheticDataset, load_lengths
+from flexsp.engine import train_step
+from flexsp.groups import GroupPool
+from flexsp.model import Transformer, apply_fsdp
+from flexsp.plan import PlanError, load_cost_model, plan_shape
+from flexsp.planner_client import PlanSource, broadcast_plan, checked_plan
+
+log = logging.getLogger("flexsp.train")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="flexsp.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="YAML file (see configs/tiny-cpu.yaml)")
+    parser.add_argument("--steps", type=int, help="override train.steps")
+    parser.add_argument("--strategy", help="override planner.strategy (flexsp, batch-ada, static:D, ...)")
+    parser.add_argument("--checkpoint-dir", help="override train.checkpoint_dir")
+    parser.add_argument("--checkpoint-every", type=int, help="override train.checkpoint_every")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest checkpoint in the checkpoint directory")
+    parser.add_argument("--log-json", help="rank 0 appends one JSON record per step to this file")
+    return parser.parse_args(argv)
+
+
+def build_dataset(config: Config) -> CorpusDataset | SyntheticDataset:
+    data = config.data
+    if data.source == "corpus":
+        return CorpusDataset(data.path, data.batch_sequences, data.max_seq_len, config.train.seed)
+    if data.source == "synthetic":
+        if data.lengths is None:
+            raise ValueError("data.source 'synthetic' needs data.lengths (a length file)")
+        return SyntheticDataset(load_lengths(data.lengths), data.batch_sequences,
+                                data.max_seq_len, config.model.vocab_size, config.train.seed)
+    raise ValueError(f"data.source must be 'corpus' or 'synthetic', not {data.source!r}")
+
+
+def check_cost_model(cost_model: dict, config: Config, world_size: int) -> None:
+    """Fails early, with the reason, on a cost model this job cannot run plans for."""
+    if cost_model["world_size"] != world_size:
+        raise SystemExit(f"cost model {cost_model['name']!r} is for {cost_model['world_size']} "
+                         f"ranks; this job has {world_size}")
+    for degree in (2 ** i for i in range(cost_model["max_degree"].bit_length())):
+        if config.model.heads % degree != 0:
+            raise SystemExit(f"cost model allows degree {degree}, but the model's "
+                             f"{config.model.heads} heads do not divide by it (Ulysses)")
+
+
+def init_distributed(config: Config) -> tuple[int, int, torch.device]:
+    """NCCL on GPUs, gloo on CPUs; the collective timeout turns a desynchronized job into an
+    error rather than a hang."""
+    use_cuda = torch.cuda.is_available()
+    dist.init_process_group(
+        "nccl" if use_cuda else "gloo",
+        timeout=datetime.timedelta(seconds=config.train.collective_timeout_s))
+    rank = dist.get_rank()
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s")
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
+    return rank, dist.get_world_size(), torch.device("cuda" if use_cuda else "cpu")
+
+
+def build_model(config: Config, world_size: int, device: torch.device
+                ) -> tuple[Transformer, torch.optim.Optimizer]:
+    torch.manual_seed(config.train.seed)  # identical initial parameters on every rank
+    model = Transformer(config.model).to(device=device, dtype=getattr(torch, config.train.dtype))
+    apply_fsdp(model, init_device_mesh(device.type, (world_size,)))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr,
+                                  betas=config.train.betas, weight_decay=config.train.weight_decay)
+    return model, optimizer
+
+
+def next_plan(plan_source: PlanSource | None, step: int, lengths: list[int],
+              next_lengths: list[int] | None, cost_model: dict, world_size: int
+              ) -> tuple[dict, str]:
+    """Batch `step`'s plan on every rank; rank 0 also asks the planner for the next batch's.
+
+    If rank 0 cannot produce any plan (say a sequence fits no group), it says so in the
+    broadcast and every rank stops with the reason, instead of the others waiting forever.
+    """
+    plan = source = None
+    if plan_source is not None:
+        try:
+            plan, source = plan_source.plan_for(step, lengths)
+        except PlanError as error:
+            source = f"error: {error}"
+        if next_lengths is not None:  # the planner works on batch t+1 while batch t trains
+            plan_source.request(step + 1, next_lengths)
+    plan, source = broadcast_plan(plan, source)
+    if plan is None:
+        raise SystemExit(f"step {step + 1}: no plan can run this batch ({source})")
+    return checked_plan(plan, source, lengths, cost_model, world_size)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    config = load_config(args.config)
+    for key in ("steps", "checkpoint_dir", "checkpoint_every"):
+        if getattr(args, key) is not None:
+            setattr(config.train, key, getattr(args, key))
+    if args.strategy is not None:
+        config.planner.strategy = args.strategy
+    rank, world_size, device = init_distributed(config)
+    cost_model = load_cost_model(config.planner.cost_model)
+    check_cost_model(cost_model, config, world_size)
+    model, optimizer = build_model(config, world_size, device)
+    t0 = time.perf_counter()
+    pool = GroupPool(world_size, rank, cost_model["max_degree"])
+    pool_ms = (time.perf_counter() - t0) * 1e3
+    dataset = build_dataset(config)
+    start_step = resume(config, model, optimizer) if args.resume else 0
+
+    plan_source = None
+    if rank == 0:
+        plan_source = PlanSource(config.planner.cost_model, cost_model, world_size,
+                                 config.planner.strategy, config.planner.timeout_s,
+                                 config.planner.max_restarts)
+        log.info("%d ranks (%s); group pool: %d communicators per rank, built in %.0f ms; "
+                 "%d parameters", world_size, dist.get_backend(), len(pool), pool_ms,
+                 sum(p.numel() for p in model.parameters()))
+
+    records = []
+    steps = config.train.steps
+    for step in range(start_step, steps):
+        t_start = time.perf_counter()
+        batch = dataset.batch(step)
+        next_lengths = dataset.batch(step + 1).lengths if rank == 0 and step + 1 < steps else None
+        plan, source = next_plan(plan_source, step, batch.lengths, next_lengths, cost_model,
+                                 world_size)
+        t_plan = time.perf_counter()
+        loss, result = train_step(model, optimizer, plan, batch, pool, rank, world_size, device,
+                                  config.train.max_grad_norm)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        step_ms = (time.perf_counter() - t_start) * 1e3
+        records.append(step_record(step, loss, batch.lengths, plan, source, step_ms,
+                                   (t_plan - t_start) * 1e3, result.timings_ms["dispatch"]))
+        if rank == 0:
+            log_step(records[-1], steps, args.log_json)
+        every = config.train.checkpoint_every
+        if config.train.checkpoint_dir and every > 0 and ((step + 1) % every == 0 or step + 1 == steps):
+            save_checkpoint(config.train.checkpoint_dir, step + 1, model, optimizer)
+
+    if rank == 0 and records:
+        summarize(records)
+    if plan_source is not None:
+        plan_source.close()
+    dist.destroy_process_group()
+    return records
+
+
+def resume(config: Config, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    if config.train.checkpoint_dir is None:
+        raise SystemExit("--resume needs a checkpoint directory")
+    path = latest_checkpoint(config.train.checkpoint_dir)
+    if path is None:
+        raise SystemExit(f"--resume: no checkpoint in {config.train.checkpoint_dir}")
+    steps_done = load_checkpoint(path, model, optimizer)
+    log.info("resumed from %s (%d steps done)", path, steps_done)
+    return steps_done
+
+
+def step_record(step: int, loss: float, lengths: list[int], plan: dict, source: str,
+                step_ms: float, plan_wait_ms: float, dispatch_ms: float) -> dict:
+    """What one step did and where its time went. Outside compute = waiting for the plan
+    (planner, broadcast, validation) + dispatch (packing, slicing, group lookup)."""
+    tokens = sum(lengths)
+    return {
+        "step": step + 1, "loss": loss, "tokens": tokens, "tokens_per_s": tokens / (step_ms / 1e3),
+        "plan": plan_shape(plan), "source": source, "est_step_ms": plan["est_step_ms"],
+        "step_ms": step_ms, "plan_wait_ms": plan_wait_ms, "dispatch_ms": dispatch_ms,
+        "outside_compute": (plan_wait_ms + dispatch_ms) / step_ms,
+    }
+
+
+def log_step(record: dict, steps: int, log_json: str | None) -> None:
+    print(f"step {record['step']:4d}/{steps} | loss {record['loss']:7.4f}"
+          f" | {record['tokens_per_s']:8.0f} tok/s | plan {record['plan']}"
+          f" ({record['source'].split(':')[0]}) | est {record['est_step_ms']:7.1f} ms"
+          f" | step {record['step_ms']:7.1f} ms | outside compute"
+          f" {100 * record['outside_compute']:4.1f}% (plan wait {record['plan_wait_ms']:.1f} ms,"
+          f" dispatch {record['dispatch_ms']:.1f} ms)", flush=True)
+    if log_json:
+        with open(log_json, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def summarize(records: list[dict]) -> None:
+    """One closing line: loss from the first to the last steps, throughput, time outside compute."""
+    k = min(3, len(records))
+    first = sum(r["loss"] for r in records[:k]) / k
+    last = sum(r["loss"] for r in records[-k:]) / k
+    # Leave out the first step from the timing figures: it pays for warm-up.
+    timed = records[1:] or records
+    total_ms = sum(r["step_ms"] for r in timed)
+    tokens = sum(r["tokens"] for r in timed)
+    plan_ms = sum(r["plan_wait_ms"] for r in timed)
+    dispatch_ms = sum(r["dispatch_ms"] for r in timed)
+    fallbacks = sum(r["source"] != "planner" for r in records)
+    print(f"done: {len(records)} steps | loss {first:.4f} -> {last:.4f} (mean of first/last {k})"
+          f" | {tokens / (total_ms / 1e3):.0f} tok/s | outside compute "
+          f"{100 * (plan_ms + dispatch_ms) / total_ms:.1f}% of step time (plan wait "
+          f"{100 * plan_ms / total_ms:.1f}%, dispatch {100 * dispatch_ms / total_ms:.1f}%)"
+          f" | plans: {len(records) - fallbacks} from the planner, {fallbacks} fallback", flush=True)
+
+
+def exit_now() -> None:
+    """Ends the process with status 0 without running interpreter teardown.
+
+    With torch 2.13 on gloo, a process that imported torch._dynamo (FSDP2 does) aborts in
+    static destructors at exit about one time in three ("terminate called without an active
+    exception", SIGABRT), after its work and destroy_process_group are done; torchrun would
+    report the whole run as failed. Everything is flushed and closed before this is called.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+    exit_now()

@@ -1,0 +1,42 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TINY_COST_MODEL = REPO_ROOT / "configs" / "tiny-cpu-costmodel.json"
+
+# Children of the multi-process tests inherit this: 2 cores shared by up to 8 ranks.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture
+def tiny_cost_model() -> dict:
+    return json.loads(TINY_COST_MODEL.read_text())
+
+
+def cost_model_for(world_size: int, max_degree: int | None = None) -> dict:
+    """The tiny hand-written cost model, resized for a test's world."""
+    cost_model = json.loads(TINY_COST_MODEL.read_text())
+    cost_model["world_size"] = world_size
+    cost_model["gpus_per_node"] = world_size
+    cost_model["max_degree"] = max_degree or world_size
+    cost_model["a2a_bandwidth_gbps"] = {str(2 ** i): 1.0 for i in range(1, 4)}
+    return cost_model
+
+
+def make_plan(cost_model: dict, lengths: list[int], micro_batches: list[list[tuple]]) -> dict:
+    """micro_batches: per micro-batch, groups as (degree, first_rank, sequence_ids)."""
+    return {
+        "version": 1, "strategy": "test", "world_size": cost_model["world_size"],
+        "cost_model": cost_model,
+        "sequences": [{"id": i, "length": n} for i, n in enumerate(lengths)],
+        "micro_batches": [
+            {"est_ms": 0.0, "groups": [
+                {"degree": d, "first_rank": f, "sequence_ids": list(ids),
+                 "tokens": sum(lengths[i] for i in ids), "est_ms": 0.0, "memory_mb": 0.0}
+                for d, f, ids in groups]}
+            for groups in micro_batches],
+        "est_step_ms": 0.0, "lower_bound_ms": 0.0, "solver": {"name": "test", "wall_ms": 0.0},
+    }

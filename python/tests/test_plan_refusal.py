@@ -1,0 +1,55 @@
+"""A plan that breaks a rule is refused on every rank, with the reason, before any collective."""
+
+import pytest
+import torch
+import torch.distributed as dist
+from torch.distributed.device_mesh import init_device_mesh
+
+from conftest import cost_model_for, make_plan
+from dist_harness import run_world
+from flexsp.data import GlobalBatch
+from flexsp.engine import train_step
+from flexsp.groups import GroupPool
+from flexsp.model import ModelConfig, Transformer, apply_fsdp
+from flexsp.plan import PlanError, fallback_plan
+
+COLLECTIVES = ["all_reduce", "broadcast", "all_to_all_single", "all_gather_into_tensor",
+               "reduce_scatter_tensor", "all_gather", "barrier", "broadcast_object_list",
+               "reduce_scatter_single" if hasattr(dist, "reduce_scatter_single") else "reduce"]
+LENGTHS = [30, 7, 12, 1]
+
+
+def refuse_then_recover(rank: int, world_size: int) -> str:
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(hidden=32, ffn_hidden=48))
+    pool = GroupPool(world_size, rank)
+    apply_fsdp(model, init_device_mesh("cpu", (world_size,)))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    batch = GlobalBatch(0, [torch.randint(256, (n,)) for n in LENGTHS])
+    # Groups [0, 2) and [1, 2) overlap in micro-batch 1: ranks would disagree on collectives.
+    bad = make_plan(cost_model_for(world_size), LENGTHS,
+                    [[(2, 0, [0, 1])], [(2, 0, [2]), (1, 1, [3])]])
+
+    saved = {name: getattr(dist, name) for name in COLLECTIVES}
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a collective was called before the plan was validated")
+
+    for name in COLLECTIVES:
+        setattr(dist, name, forbidden)
+    try:
+        with pytest.raises(PlanError) as error:
+            train_step(model, optimizer, bad, batch, pool, rank, world_size)
+    finally:
+        for name, fn in saved.items():
+            setattr(dist, name, fn)
+    # Nobody entered a collective, so the job is still in step: a good plan runs.
+    loss, _ = train_step(model, optimizer, fallback_plan(LENGTHS, cost_model_for(world_size),
+                                                         world_size), batch, pool, rank, world_size)
+    assert 5.0 < loss < 6.0
+    return str(error.value)
+
+
+def test_bad_plan_is_refused_on_every_rank_before_any_collective():
+    messages = run_world(2, refuse_then_recover)
+    assert messages == ["plan: micro-batch 1, group 1: ranks [1, 2) overlap group 0's [0, 2)"] * 2
