@@ -5,9 +5,10 @@ import FlexSPCore
 ///
 /// For each floor degree `f` it binary-searches the makespan `C`. For a given `C`, sequences
 /// are taken longest first; each joins the open group where it leaves the least time to spare
-/// (best fit) among those with room in time and memory, or else opens a group of the smallest
-/// degree of at least `f` that holds it and finishes within `C`. A local search then moves and
-/// swaps sequences off the slowest group. The best packing over all floors is kept.
+/// (best fit; or, where memory binds, the fewest free tokens) among those with room in time and
+/// memory, or else opens a group of the smallest degree of at least `f` that holds it and
+/// finishes within `C`. A local search then moves and swaps sequences off the slowest group.
+/// The best packing over all floors and both fits is kept.
 ///
 /// - Complexity: O(D x log(1/eps) x K x D x log G) for K sequences, D degrees and G groups,
 ///   plus the memory walk when best-fit candidates are full, plus the local search.
@@ -65,23 +66,34 @@ struct GroupPacker: Sendable {
         // Each floor is a smallest degree for new groups: floor 1 favours many small groups,
         // higher floors fewer, larger groups that pack with less fragmentation.
         var best: Packing?
-        for floor in 0 ..< d {
-            guard let found = search(lengths: lengths, times: times, floor: floor, from: bound) else { continue }
-            let refined = refine(found, lengths: lengths, times: times)
-            if refined.makespan < best?.makespan ?? .infinity { best = refined }
-            if !thorough { break }
+        search: for floor in 0 ..< d {
+            for fit in thorough ? Fit.allCases : [.time] {
+                guard let found = search(lengths: lengths, times: times, floor: floor, fit: fit, from: bound) else { continue }
+                let refined = refine(found, lengths: lengths, times: times)
+                if refined.makespan < best?.makespan ?? .infinity { best = refined }
+                if !thorough { break search }
+            }
         }
         return best
     }
 
+    /// Which open group a sequence joins, among those with room in time and memory.
+    enum Fit: CaseIterable {
+        /// The one left with the least time to spare.
+        case time
+        /// The one left with the fewest free tokens (when memory, not time, binds), among the
+        /// 64 with the most time used.
+        case memory
+    }
+
     /// Binary search on the makespan for one floor degree; nil if nothing fits.
-    private func search(lengths: [Int], times: [Double], floor: Int, from bound: Double) -> Packing? {
+    private func search(lengths: [Int], times: [Double], floor: Int, fit: Fit, from bound: Double) -> Packing? {
         var low = bound
         var best: Packing?
         var target = low
         // Doubling up to 2^24 x the bound: past that, memory or GPUs are what bind.
         for _ in 0 ..< 24 {
-            if let found = attempt(lengths: lengths, times: times, makespan: target, floor: floor) {
+            if let found = attempt(lengths: lengths, times: times, makespan: target, floor: floor, fit: fit) {
                 best = found
                 break
             }
@@ -92,7 +104,7 @@ struct GroupPacker: Sendable {
         var high = min(target, incumbent.makespan)
         while (high - low) > 5e-4 * high {
             let mid = (low + high) / 2
-            if let found = attempt(lengths: lengths, times: times, makespan: mid, floor: floor) {
+            if let found = attempt(lengths: lengths, times: times, makespan: mid, floor: floor, fit: fit) {
                 if found.makespan < incumbent.makespan { incumbent = found }
                 high = min(mid, found.makespan)
             } else {
@@ -166,7 +178,7 @@ struct GroupPacker: Sendable {
     }
 
     /// One greedy pass with every group's time capped at `makespan`.
-    private func attempt(lengths: [Int], times: [Double], makespan: Double, floor: Int) -> Packing? {
+    private func attempt(lengths: [Int], times: [Double], makespan: Double, floor: Int, fit: Fit) -> Packing? {
         let d = degrees.count
         let beta1 = model.beta1
         var groupDegree: [Int] = []  // index into degrees
@@ -192,16 +204,27 @@ struct GroupPacker: Sendable {
                     if groupTime[list[mid]] <= limit { lo = mid + 1 } else { hi = mid }
                 }
                 var pos = lo - 1
-                // Walk down past groups that are out of memory (capping this walk fragments
-                // memory badly on 1,024 GPUs).
-                while pos >= 0 {
-                    let g = list[pos]
-                    if groupTokens[g] + length <= capacities[k] {
-                        let slack = limit - groupTime[g]
-                        if slack < chosenSlack { chosen = g; chosenSlack = slack; chosenK = k }
-                        break
+                switch fit {
+                case .time:
+                    // Walk down past groups that are out of memory (capping this walk fragments
+                    // memory badly on 1,024 GPUs).
+                    while pos >= 0 {
+                        let g = list[pos]
+                        if groupTokens[g] + length <= capacities[k] {
+                            let slack = limit - groupTime[g]
+                            if slack < chosenSlack { chosen = g; chosenSlack = slack; chosenK = k }
+                            break
+                        }
+                        pos -= 1
                     }
-                    pos -= 1
+                case .memory:
+                    let stop = max(-1, pos - 64)
+                    while pos > stop {
+                        let g = list[pos]
+                        let free = Double(capacities[k] - groupTokens[g] - length)
+                        if free >= 0 && free < chosenSlack { chosen = g; chosenSlack = free; chosenK = k }
+                        pos -= 1
+                    }
                 }
             }
             if chosen >= 0 {
