@@ -48,7 +48,7 @@ public enum WorkloadError: Error, Equatable, CustomStringConvertible {
     case nonPositiveLength(source: String, line: Int, value: Int)
     case empty(source: String)
     case nothingLeft(source: String, dropped: Int, maxLength: Int)
-    case notEnoughBatches(source: String, requested: Int, available: Int, batchSize: Int)
+    case notEnoughBatches(source: String, requested: Int, available: Int, batchSize: Int, dropped: Int)
     case invalidBatchSize(Int)
 
     public var description: String {
@@ -61,8 +61,9 @@ public enum WorkloadError: Error, Equatable, CustomStringConvertible {
             "\(source): no sequence lengths (the file is empty)"
         case .nothingLeft(let source, let dropped, let maxLength):
             "\(source): all \(dropped) sequences are longer than the \(maxLength)-token limit"
-        case .notEnoughBatches(let source, let requested, let available, let batchSize):
+        case .notEnoughBatches(let source, let requested, let available, let batchSize, let dropped):
             "\(source): \(requested) batches of \(batchSize) requested, but the file holds only \(available) full batches"
+                + (dropped > 0 ? " after dropping \(dropped) sequences over the max-context limit (--raw keeps them)" : "")
         case .invalidBatchSize(let size):
             "batch size must be positive, got \(size)"
         }

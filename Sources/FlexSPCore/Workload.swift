@@ -56,7 +56,7 @@ public struct Workload: Sendable {
     /// Checks that `count` batches starting at `first` exist.
     public func requireBatches(_ count: Int, from first: Int = 0) throws(WorkloadError) {
         guard first + count <= batchCount else {
-            throw .notEnoughBatches(source: source, requested: first + count, available: batchCount, batchSize: batchSize)
+            throw .notEnoughBatches(source: source, requested: first + count, available: batchCount, batchSize: batchSize, dropped: dropped)
         }
     }
 }

@@ -30,7 +30,7 @@ struct CostModelOptions: ParsableArguments {
     func resolve() throws -> CostModel {
         if let path = costModelFile {
             let data = try readFile(path)
-            do { return try CostModel(json: data) } catch { throw ValidationError("\(path): \(error)") }
+            do { return try CostModel(json: data) } catch { throw CLIError.invalidDocument(path: path, reason: "\(error)") }
         }
         return try CostModel.preset(model: model, cluster: cluster, maxContext: context, worldSize: worldSize)
     }

@@ -39,6 +39,9 @@ struct PlanCommand: ParsableCommand {
         let model = try costModel.resolve()
         let data = try workload.load(costModel: model, maxContext: costModel.context)
         try data.requireBatches(1, from: step)
+        if data.dropped > 0 {
+            printError("\(data.source): dropped \(data.dropped) sequences longer than \(data.rule.maxLength) tokens")
+        }
         let planner = Planner(milpTimeLimitSeconds: milpTimeLimit, datasetLongest: data.lengths.max())
         let plan = try planner.plan(Batch(lengths: data.batch(step), costModel: model), strategy: Strategy(parsing: strategy))
         if json {

@@ -18,7 +18,7 @@ struct ValidateCommand: ParsableCommand {
     func run() throws {
         let data = path == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try readFile(path)
         let plan: Plan
-        do { plan = try Plan(json: data) } catch { throw ValidationError("\(path): \(error)") }
+        do { plan = try Plan(json: data) } catch { throw CLIError.invalidDocument(path: path, reason: "\(error)") }
         let violations = Simulator.violations(in: plan)
         guard violations.isEmpty else { throw CLIError.invalidPlan(path: path, violations: violations.map(\.description)) }
         print("\(path): valid")

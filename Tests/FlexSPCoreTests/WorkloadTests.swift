@@ -32,7 +32,7 @@ import Testing
         #expect(workload.lengths == [8, 8, 16, 96, 56, 8])
         #expect(workload.batchCount == 3)
         #expect(workload.batch(1) == [16, 96])
-        #expect(throws: WorkloadError.notEnoughBatches(source: "f", requested: 4, available: 3, batchSize: 2)) {
+        #expect(throws: WorkloadError.notEnoughBatches(source: "f", requested: 4, available: 3, batchSize: 2, dropped: 1)) {
             try workload.requireBatches(4)
         }
         #expect(throws: WorkloadError.nothingLeft(source: "f", dropped: 1, maxLength: 92)) {
