@@ -1,0 +1,203 @@
+"""How well a profiled cost model predicts real training steps, plan shape by plan shape.
+
+    torchrun --standalone --nproc-per-node 4 -m flexsp.profile_check \
+        --config configs/tiny-cpu.yaml --out costmodel.json --steps 3
+
+Profiles this world first (flexsp.profile; or reads `--cost-model` and skips that), then trains
+the config's real batches with fixed plan shapes (every micro-batch has the same groups, e.g.
+<2,1,1>), and prints per shape the cost model's estimate of the step, the measured
+forward+backward time of the step (what the cost model describes: all micro-batches, slowest
+rank), the error, and the whole step's time (with validation and the optimizer, which the cost
+model leaves out because no plan changes them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from flexsp.config import Config, load_config
+from flexsp.engine import train_step
+from flexsp.groups import GroupPool
+from flexsp.plan import (PLAN_VERSION, group_memory_mb, group_time_ms, load_cost_model,
+                         validate_plan)
+from flexsp.profile import ProfileOptions, describe, init_world, int_list, profile, slowest_rank_ms
+
+log = logging.getLogger("flexsp.profile_check")
+
+# The issue's shapes at world 4: degrees of the groups of every micro-batch.
+SHAPES = {"<1,1,1,1>": [1, 1, 1, 1], "<4>": [4], "<2,1,1>": [2, 1, 1], "<2,2>": [2, 2]}
+
+
+def shaped_plan(lengths: list[int], degrees: list[int], cost_model: dict, world_size: int) -> dict:
+    """A plan whose every micro-batch has groups of `degrees`, as few micro-batches as memory
+    allows, and sequences placed longest first on the group whose estimate is then smallest
+    (LPT), so the shape, not a poor packing, decides the step time."""
+    degrees = sorted(degrees, reverse=True)  # largest first keeps every group aligned
+    firsts = [sum(degrees[:i]) for i in range(len(degrees))]
+    if sum(degrees) > world_size:
+        raise ValueError(f"shape {degrees} needs {sum(degrees)} ranks; the world has {world_size}")
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    micro_batches = 1
+    while True:
+        slots = [(m, g) for m in range(micro_batches) for g in range(len(degrees))]
+        members: dict[tuple[int, int], list[int]] = {slot: [] for slot in slots}
+        placed_all = True
+        for sid in order:
+            fitting = [slot for slot in slots if group_memory_mb(
+                cost_model, sum(lengths[i] for i in members[slot]) + lengths[sid],
+                degrees[slot[1]]) <= cost_model["memory_budget_mb"]]
+            if not fitting:
+                placed_all = False
+                break
+            best = min(fitting, key=lambda slot: group_time_ms(
+                cost_model, [lengths[i] for i in members[slot] + [sid]], degrees[slot[1]]))
+            members[best].append(sid)
+        if placed_all:
+            break
+        micro_batches += 1
+        if micro_batches > len(lengths):
+            raise ValueError(f"a sequence fits no group of shape {degrees}")
+    plan_micro_batches = []
+    for m in range(micro_batches):
+        groups = []
+        for g, (degree, first) in enumerate(zip(degrees, firsts)):
+            ids = members[(m, g)]
+            if not ids:
+                continue
+            tokens = sum(lengths[i] for i in ids)
+            groups.append({"degree": degree, "first_rank": first, "sequence_ids": ids,
+                           "tokens": tokens,
+                           "est_ms": group_time_ms(cost_model, [lengths[i] for i in ids], degree),
+                           "memory_mb": group_memory_mb(cost_model, tokens, degree)})
+        plan_micro_batches.append({"est_ms": max(g["est_ms"] for g in groups), "groups": groups})
+    plan = {
+        "version": PLAN_VERSION, "strategy": "fixed-shape", "world_size": world_size,
+        "cost_model": cost_model,
+        "sequences": [{"id": i, "length": n} for i, n in enumerate(lengths)],
+        "micro_batches": plan_micro_batches,
+        "est_step_ms": sum(mb["est_ms"] for mb in plan_micro_batches),
+        "lower_bound_ms": 0.0, "solver": {"name": "profile-check", "wall_ms": 0.0},
+    }
+    validate_plan(plan, world_size, lengths)
+    return plan
+
+
+def check_shapes(config: Config, cost_model: dict, shapes: dict[str, list[int]], steps: int,
+                 warmup: int, device: torch.device) -> list[dict]:
+    """Trains `steps` real batches per shape (after `warmup` untimed ones) and returns one row
+    per shape: mean predicted and measured ms, error, whole step ms. Collective.
+
+    Shapes take turns batch by batch (batch 0 under every shape, then batch 1, ...): on a
+    machine shared with other work, a burst of load then hits every shape alike instead of
+    whichever shape happened to be running.
+    """
+    from flexsp.train import build_dataset, build_model
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    model, optimizer = build_model(config, world_size, device)
+    pool = GroupPool(world_size, rank, cost_model["max_degree"])
+    dataset = build_dataset(config)
+    predicted = {name: [] for name in shapes}
+    measured = {name: [] for name in shapes}
+    whole = {name: [] for name in shapes}
+    for step in range(warmup + steps):
+        # Warm-up batches come from beyond the timed ones.
+        batch = dataset.batch(steps + step if step < warmup else step - warmup)
+        for name, degrees in shapes.items():
+            plan = shaped_plan(batch.lengths, degrees, cost_model, world_size)
+            dist.barrier()
+            t0 = time.perf_counter()
+            _loss, result = train_step(model, optimizer, plan, batch, pool, rank, world_size,
+                                       device, config.train.max_grad_norm)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            step_ms = slowest_rank_ms(time.perf_counter() - t0, device)
+            compute_ms = slowest_rank_ms(
+                (result.timings_ms["forward_backward"] + result.timings_ms["dispatch"]) / 1e3,
+                device)
+            if step < warmup:
+                continue
+            predicted[name].append(plan["est_step_ms"])
+            measured[name].append(compute_ms)
+            whole[name].append(step_ms)
+            if rank == 0:
+                log.info("%-10s batch %d: %d micro-batches, est %.1f ms, forward+backward "
+                         "%.1f ms, step %.1f ms", name, step - warmup,
+                         len(plan["micro_batches"]), predicted[name][-1], compute_ms, step_ms)
+    rows = []
+    for name in shapes:
+        step_errors = [(p - m) / m for p, m in zip(predicted[name], measured[name])]
+        rows.append({
+            "shape": name, "predicted_ms": statistics.mean(predicted[name]),
+            "measured_ms": statistics.mean(measured[name]),
+            "error": statistics.mean(predicted[name]) / statistics.mean(measured[name]) - 1,
+            "worst_step_error": max(step_errors, key=abs),
+            "step_ms": statistics.mean(whole[name]),
+        })
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| shape | predicted ms | measured fwd+bwd ms | error | worst step | whole step ms |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['shape']} | {r['predicted_ms']:.1f} | {r['measured_ms']:.1f} | "
+                     f"{100 * r['error']:+.1f}% | {100 * r['worst_step_error']:+.1f}% | "
+                     f"{r['step_ms']:.1f} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="flexsp.profile_check", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--cost-model", help="check this cost model (no profiling)")
+    source.add_argument("--out", help="profile first and write the cost model here")
+    parser.add_argument("--budget-tokens", type=int, help="passed to the profiler")
+    parser.add_argument("--repeats", type=int, default=3, help="passed to the profiler")
+    parser.add_argument("--lengths", type=int_list, help="passed to the profiler")
+    parser.add_argument("--counts", type=int_list, help="passed to the profiler")
+    parser.add_argument("--shapes", help="comma-separated subset of " + ", ".join(SHAPES))
+    parser.add_argument("--steps", type=int, default=3, help="timed batches per shape")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed batches per shape")
+    parser.add_argument("--json", help="also write the rows here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    config = load_config(args.config)
+    rank, world_size, device = init_world(config)
+    if args.cost_model:
+        cost_model = load_cost_model(args.cost_model)
+    else:
+        options = ProfileOptions(lengths=args.lengths, counts=args.counts, repeats=args.repeats,
+                                 budget_tokens=args.budget_tokens,
+                                 config_name=Path(args.config).stem)
+        cost_model, report = profile(config, options, device)
+        if rank == 0:
+            Path(args.out).write_text(json.dumps(cost_model, indent=1) + "\n")
+            print(describe(cost_model, report), flush=True)
+    shapes = SHAPES if not args.shapes else {name: SHAPES[name] for name in args.shapes.split(",")}
+    shapes = {name: degrees for name, degrees in shapes.items() if sum(degrees) <= world_size}
+    rows = check_shapes(config, cost_model, shapes, args.steps, args.warmup, device)
+    if rank == 0:
+        print(table(rows), flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    dist.destroy_process_group()
+    return rows
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+    from flexsp.train import exit_now
+    exit_now()
