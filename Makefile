@@ -32,5 +32,10 @@ demo: build venv
 	FLEXSP_BIN=$(abspath $(FLEXSP)) $(VENV)/bin/torchrun --standalone --nproc-per-node 4 \
 	  -m flexsp.train --config configs/tiny-cpu.yaml --steps 30
 
+# The benchmarks (a package of their own under benchmarks/, never built by `make test`): regenerates
+# benchmarks/REPORT.md and benchmarks/charts/. About 20-30 min on 2 cores; BENCH_FLAGS=--quick: 2-3 min.
+bench: system-deps
+	cd benchmarks && swift run -c release flexsp-bench $(BENCH_FLAGS)
+
 clean:
 	rm -rf .build $(VENV)

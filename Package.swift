@@ -7,6 +7,7 @@ let package = Package(
         .executable(name: "flexsp", targets: ["flexsp"]),
         .library(name: "FlexSPCore", targets: ["FlexSPCore"]),
         .library(name: "FlexSPPlanner", targets: ["FlexSPPlanner"]),
+        .library(name: "FlexSPRender", targets: ["FlexSPRender"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -23,15 +24,18 @@ let package = Package(
         .target(name: "FlexSPCore"),
         // Blaster, bucketing, our solver, the MILP reference and the baselines.
         .target(name: "FlexSPPlanner", dependencies: ["FlexSPCore", "CCbc"]),
-        // The command line and the plan service: thin shells around the two libraries.
+        // Pictures of plans and comparisons as SVG strings: pure, no I/O.
+        .target(name: "FlexSPRender", dependencies: ["FlexSPCore", "FlexSPPlanner"]),
+        // The command line and the plan service: thin shells around the libraries.
         .executableTarget(
             name: "flexsp",
             dependencies: [
-                "FlexSPCore", "FlexSPPlanner",
+                "FlexSPCore", "FlexSPPlanner", "FlexSPRender",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "FlexSPCoreTests", dependencies: ["FlexSPCore"]),
         .testTarget(name: "FlexSPPlannerTests", dependencies: ["FlexSPPlanner", "FlexSPCore"]),
+        .testTarget(name: "FlexSPRenderTests", dependencies: ["FlexSPRender", "FlexSPPlanner", "FlexSPCore"]),
     ]
 )

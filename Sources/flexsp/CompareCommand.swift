@@ -1,6 +1,7 @@
 import ArgumentParser
 import FlexSPCore
 import FlexSPPlanner
+import FlexSPRender
 import Foundation
 
 struct CompareCommand: ParsableCommand {
@@ -34,10 +35,22 @@ struct CompareCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
+    @Option(help: "Also write a bar chart (SVG) of mean step time per strategy with speedups to this file.")
+    var plot: String?
+
     func validate() throws {
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
         guard milpTimeLimit > 0 else { throw ValidationError("--milp-time-limit must be positive") }
         _ = try parsedStrategies()
+        if let plot {
+            // Fail before planning, not after: the chart's folder must exist.
+            let folder = (plot as NSString).deletingLastPathComponent
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder.isEmpty ? "." : folder, isDirectory: &isDirectory),
+                  isDirectory.boolValue else {
+                throw CLIError.unwritable(path: plot, reason: "no such directory \(folder)")
+            }
+        }
     }
 
     func parsedStrategies() throws -> [Strategy] {
@@ -72,6 +85,14 @@ struct CompareCommand: ParsableCommand {
             FileHandle.standardOutput.write(try report.jsonData() + Data("\n".utf8))
         } else {
             print(report.table)
+        }
+        if let plot {
+            let chart = ComparisonChart(
+                results: shown, baseline: baseline,
+                subtitle: "\(report.model) on \(report.cluster) (\(model.worldSize) GPUs), max context \(report.maxContext), "
+                    + "\(report.dataset): \(steps) batches of \(report.batchSize)")
+            try writeFile(chart.svg(), to: plot)
+            printError("wrote \(plot)")
         }
     }
 }

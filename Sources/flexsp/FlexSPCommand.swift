@@ -14,6 +14,7 @@ struct FlexSPCommand: ParsableCommand {
             """,
         subcommands: [
             PlanCommand.self, CompareCommand.self, ValidateCommand.self, ServeCommand.self, PresetsCommand.self,
+            RenderCommand.self,
         ]
     )
 }
