@@ -36,6 +36,8 @@ public struct MILPSolver: Sendable {
         var solvesDone = 0
         var best: Solution?
         for m in counts {
+            // Past the budget, keep what was found rather than start another micro-batch count.
+            if best != nil && clock.now >= deadline { break }
             var microBatches: [[(degree: Int, sequenceIDs: [Int])]] = []
             var stepTime = 0.0
             var feasible = true
