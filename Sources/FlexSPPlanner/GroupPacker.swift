@@ -84,6 +84,8 @@ struct GroupPacker: Sendable {
         /// The one left with the fewest free tokens (when memory, not time, binds), among the
         /// 64 with the most time used.
         case memory
+        /// The one with the most time to spare (LPT-like spreading once groups are open).
+        case spread
     }
 
     /// Binary search on the makespan for one floor degree; nil if nothing fits.
@@ -216,6 +218,18 @@ struct GroupPacker: Sendable {
                             break
                         }
                         pos -= 1
+                    }
+                case .spread:
+                    var first = 0
+                    while first <= pos {
+                        let g = list[first]
+                        if groupTokens[g] + length <= capacities[k] {
+                            // Most slack wins: compare on negated slack.
+                            let score = -(limit - groupTime[g])
+                            if score < chosenSlack { chosen = g; chosenSlack = score; chosenK = k }
+                            break
+                        }
+                        first += 1
                     }
                 case .memory:
                     let stop = max(-1, pos - 64)
