@@ -5,10 +5,10 @@ import FlexSPCore
 ///
 /// For each floor degree `f` it binary-searches the makespan `C`. For a given `C`, sequences
 /// are taken longest first; each joins the open group where it leaves the least time to spare
-/// (best fit; or, where memory binds, the fewest free tokens) among those with room in time and
+/// (best fit; or the fewest free tokens, where memory binds; or the most time to spare) among those with room in time and
 /// memory, or else opens a group of the smallest degree of at least `f` that holds it and
 /// finishes within `C`. A local search then moves and swaps sequences off the slowest group.
-/// The best packing over all floors and both fits is kept.
+/// The best packing over all floors and all three fits is kept.
 ///
 /// - Complexity: O(D x log(1/eps) x K x D x log G) for K sequences, D degrees and G groups,
 ///   plus the memory walk when best-fit candidates are full, plus the local search.
