@@ -10,12 +10,15 @@ public struct Batch: Sendable {
     public let lengths: [Int]
 
     /// - Throws: `PlanningError.sequenceTooLong` naming the first sequence no group can hold,
-    ///   or `.emptyBatch`.
+    ///   `.nonPositiveLength`, or `.emptyBatch`.
     public init(sequences: [Plan.Sequence], costModel: CostModel) throws(PlanningError) {
         guard !sequences.isEmpty else { throw .emptyBatch }
         let largest = costModel.degrees.last!
         let capacity = costModel.tokenCapacity(degree: largest)
-        if let tooLong = sequences.first(where: { $0.length > capacity || $0.length <= 0 }) {
+        if let empty = sequences.first(where: { $0.length <= 0 }) {
+            throw .nonPositiveLength(id: empty.id, length: empty.length)
+        }
+        if let tooLong = sequences.first(where: { $0.length > capacity }) {
             throw .sequenceTooLong(id: tooLong.id, length: tooLong.length, capacity: capacity, degree: largest)
         }
         let sorted = sequences.sorted { ($0.length, -$0.id) > ($1.length, -$1.id) }

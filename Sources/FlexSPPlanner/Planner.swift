@@ -24,7 +24,7 @@ public struct Planner: Sendable {
     /// The static degree `static` (without `:D`) resolves to for this batch.
     public func staticDegree(for batch: Batch) throws(PlanningError) -> Int {
         let longest = max(datasetLongest ?? 0, batch.lengths[0])
-        guard let degree = StaticSolver.smallestDegree(holding: longest, costModel: batch.costModel) else {
+        guard let degree = batch.costModel.minimumDegree(length: longest) else {
             let largest = batch.costModel.degrees.last!
             throw .sequenceTooLong(id: batch.ids[0], length: longest,
                                    capacity: batch.costModel.tokenCapacity(degree: largest), degree: largest)

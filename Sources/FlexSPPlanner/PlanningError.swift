@@ -6,6 +6,8 @@ public enum PlanningError: Error, Equatable, CustomStringConvertible {
     case sequenceTooLong(id: Int, length: Int, capacity: Int, degree: Int)
     /// The batch has no sequences.
     case emptyBatch
+    /// A sequence has no tokens or a negative count.
+    case nonPositiveLength(id: Int, length: Int)
     /// A strategy name that is not known.
     case unknownStrategy(String)
     /// `static:D` with a degree the cost model does not allow.
@@ -21,6 +23,8 @@ public enum PlanningError: Error, Equatable, CustomStringConvertible {
             "sequence \(id) has \(length) tokens, more than the \(capacity) a group of the largest degree (\(degree)) can hold; shorten or drop it, or plan for more GPUs or memory"
         case .emptyBatch:
             "the batch has no sequences"
+        case .nonPositiveLength(let id, let length):
+            "sequence \(id) has length \(length); lengths must be positive"
         case .unknownStrategy(let name):
             "unknown strategy '\(name)'; known: \(Strategy.names.joined(separator: ", ")), static:D"
         case .invalidStaticDegree(let d, let allowed):

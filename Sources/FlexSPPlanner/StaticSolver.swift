@@ -8,11 +8,6 @@ public struct StaticSolver: Sendable {
 
     public init(degree: Int) { self.degree = degree }
 
-    /// The smallest allowed degree whose group holds a sequence of `longest` tokens.
-    public static func smallestDegree(holding longest: Int, costModel: CostModel) -> Int? {
-        costModel.minimumDegree(length: longest)
-    }
-
     /// - Complexity: O(K x B) for K sequences and B bins.
     public func solve(_ batch: Batch) throws(PlanningError) -> Solution {
         let model = batch.costModel

@@ -60,6 +60,12 @@ import Testing
 @Suite struct PlanningErrorTests {
     let model = try! CostModel.preset(model: "gpt-7b", cluster: "a100-40g-8x8", maxContext: 393_216)
 
+    @Test func nonPositiveLengthIsNamed() {
+        #expect(throws: PlanningError.nonPositiveLength(id: 1, length: 0)) {
+            try Batch(lengths: [100, 0], costModel: model)
+        }
+    }
+
     @Test func tooLongSequenceIsNamed() {
         #expect(throws: PlanningError.sequenceTooLong(id: 2, length: 500_000, capacity: 410_108, degree: 64)) {
             try Batch(lengths: [100, 200, 500_000], costModel: model)
