@@ -1,4 +1,5 @@
-"""Ulysses attention over a packed stream of variable-length sequences (PAPER.md section 4).
+"""Ulysses attention over a packed stream of variable-length sequences (PAPER.md section 4),
+registered in transformers' attention-function registry as "flexsp".
 
 A group of d ranks holds one packed token stream: its sequences back to back, padded at the end
 to a multiple of d, each rank owning a contiguous 1/d slice. Attention needs whole sequences, so:
@@ -27,6 +28,10 @@ try:  # FlashAttention's varlen kernel, used on CUDA when it is installed.
     from flash_attn import flash_attn_varlen_func
 except ImportError:  # pragma: no cover - not on CPU machines
     flash_attn_varlen_func = None
+try:  # PyTorch's own varlen kernel (FlashAttention inside torch), CUDA only.
+    from torch.nn.attention.varlen import varlen_attn
+except ImportError:  # pragma: no cover - older torch
+    varlen_attn = None
 
 
 @dataclass
@@ -41,6 +46,10 @@ class PackedContext:
     group: dist.ProcessGroup | None
     degree: int
     cu_seqlens: list[int]
+
+    @property
+    def longest(self) -> int:
+        return max((b - a for a, b in zip(self.cu_seqlens[:-1], self.cu_seqlens[1:])), default=0)
 
 
 def _scatter_heads(x: torch.Tensor, group: dist.ProcessGroup, degree: int) -> torch.Tensor:
@@ -87,54 +96,85 @@ class _GatherHeads(torch.autograd.Function):
         return _scatter_heads(grad.contiguous(), ctx.group, ctx.degree), None, None
 
 
-def varlen_causal_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: list[int]
-) -> torch.Tensor:
+# ---------------------------------------------------------------------------------------------
+# Kernels: causal attention within each sequence of a packed stream
+
+
+def kernel_for(device: torch.device, dtype: torch.dtype) -> str:
+    """The kernel `varlen_causal_attention` uses for tensors on `device` of `dtype`:
+    FlashAttention's varlen kernel where it is installed, else PyTorch's own `varlen_attn`
+    (CUDA, half precision), else exact SDPA one sequence at a time (CPU, float32/64)."""
+    if device.type == "cuda" and dtype in (torch.float16, torch.bfloat16):
+        if flash_attn_varlen_func is not None:
+            return "flash_attn.flash_attn_varlen_func"
+        if varlen_attn is not None:
+            return "torch.nn.attention.varlen.varlen_attn"
+    return "sdpa per sequence"
+
+
+def varlen_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                            cu_seqlens: list[int], scale: float | None = None) -> torch.Tensor:
     """Causal attention within each sequence of a packed stream; padding rows come out zero.
 
-    q: [N, H, hd]; k, v: [N, KV, hd] with H a multiple of KV. Returns [N, H, hd].
+    q: [N, H, hd]; k, v: [N, KV, hd] with H a multiple of KV; cu_seqlens: [0, l0, l0+l1, ...],
+    the stream beyond cu_seqlens[-1] being padding. scale: None for 1/sqrt(hd). Returns
+    [N, H, hd].
     """
     total, heads, head_dim = q.shape
     real = cu_seqlens[-1]
-    if (flash_attn_varlen_func is not None and q.is_cuda
-            and q.dtype in (torch.float16, torch.bfloat16) and real > 0):
+    kernel = kernel_for(q.device, q.dtype)
+    if kernel != "sdpa per sequence" and real > 0:
         cu = torch.tensor(cu_seqlens, dtype=torch.int32, device=q.device)
-        max_len = max(b - a for a, b in zip(cu_seqlens[:-1], cu_seqlens[1:]))
-        out = flash_attn_varlen_func(q[:real], k[:real], v[:real], cu, cu, max_len, max_len,
-                                     causal=True)
+        longest = max(b - a for a, b in zip(cu_seqlens[:-1], cu_seqlens[1:]))
+        if flash_attn_varlen_func is not None:
+            out = flash_attn_varlen_func(q[:real], k[:real], v[:real], cu, cu, longest, longest,
+                                         softmax_scale=scale, causal=True)
+        else:
+            out = varlen_attn(q[:real], k[:real], v[:real], cu, cu, longest, longest, scale=scale,
+                              window_size=(-1, 0), enable_gqa=k.shape[1] != heads)
     else:
-        # PyTorch's SDPA one sequence at a time: the same code on CPU and GPU, and exact (no
-        # masked-out rows that a block-diagonal mask would still compute).
+        # SDPA one sequence at a time: exact (no masked-out blocks that a block-diagonal mask
+        # would still compute), the same code on every device.
         group_size = heads // k.shape[1]
         if group_size > 1:
             k = k.repeat_interleave(group_size, dim=1)
             v = v.repeat_interleave(group_size, dim=1)
-        outs = []
-        for start, end in zip(cu_seqlens[:-1], cu_seqlens[1:]):
-            o = F.scaled_dot_product_attention(
-                q[start:end].transpose(0, 1), k[start:end].transpose(0, 1),
-                v[start:end].transpose(0, 1), is_causal=True)
-            outs.append(o.transpose(0, 1))
+        outs = [F.scaled_dot_product_attention(
+                    q[a:b].transpose(0, 1), k[a:b].transpose(0, 1), v[a:b].transpose(0, 1),
+                    is_causal=True, scale=scale).transpose(0, 1)
+                for a, b in zip(cu_seqlens[:-1], cu_seqlens[1:])]
         out = torch.cat(outs, dim=0) if outs else q.new_zeros(0, heads, head_dim)
     if total > real:
         out = torch.cat([out, q.new_zeros(total - real, heads, head_dim)], dim=0)
     return out
 
 
-def ulysses_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: PackedContext
-) -> torch.Tensor:
+def check_degree(heads: int, kv_heads: int, degree: int) -> str | None:
+    """Why Ulysses cannot split `heads` query and `kv_heads` KV heads over `degree` ranks, or
+    None if it can: each rank needs whole query heads, and the KV heads of its query heads
+    either split evenly (degree divides KV) or are replicated evenly (KV divides degree)."""
+    if heads % degree != 0:
+        return f"{heads} query heads do not divide by degree {degree}"
+    if kv_heads % degree != 0 and degree % kv_heads != 0:
+        return (f"{kv_heads} KV heads neither divide by degree {degree} nor divide it "
+                "(GQA replication needs one or the other)")
+    return None
+
+
+def ulysses_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: PackedContext,
+                      scale: float | None = None) -> torch.Tensor:
     """Attention for this rank's slice of the group's packed stream.
 
     q: [n, H, hd], k, v: [n, KV, hd] for this rank's n = stream_length / degree tokens (rotary
-    embeddings already applied). Returns [n, H, hd].
+    embeddings already applied). Returns [n, H, hd]. Degree 1 communicates nothing.
     """
     degree = ctx.degree
     if degree == 1:
-        return varlen_causal_attention(q, k, v, ctx.cu_seqlens)
+        return varlen_causal_attention(q, k, v, ctx.cu_seqlens, scale)
     heads, kv_heads = q.shape[1], k.shape[1]
-    if heads % degree != 0:
-        raise ValueError(f"Ulysses needs the {heads} query heads to divide by degree {degree}")
+    problem = check_degree(heads, kv_heads, degree)
+    if problem is not None:
+        raise ValueError(f"Ulysses attention: {problem}")
     if kv_heads < degree:
         # Degree above the KV-head count: replicate so that each rank gets the KV head its
         # query heads use (see the module docstring).
@@ -143,5 +183,52 @@ def ulysses_attention(
     q = _ScatterHeads.apply(q, ctx.group, degree)
     k = _ScatterHeads.apply(k, ctx.group, degree)
     v = _ScatterHeads.apply(v, ctx.group, degree)
-    out = varlen_causal_attention(q, k, v, ctx.cu_seqlens)
+    out = varlen_causal_attention(q, k, v, ctx.cu_seqlens, scale)
     return _GatherHeads.apply(out, ctx.group, degree)
+
+
+# ---------------------------------------------------------------------------------------------
+# transformers' attention-function registry
+
+ATTENTION_NAME = "flexsp"
+
+
+def hf_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
+                 value: torch.Tensor, attention_mask: torch.Tensor | None,
+                 scaling: float | None = None, dropout: float = 0.0,
+                 flexsp_context: PackedContext | None = None, sliding_window: int | None = None,
+                 softcap: float | None = None, s_aux: torch.Tensor | None = None, **_kwargs
+                 ) -> tuple[torch.Tensor, None]:
+    """FlexSP attention in transformers' calling convention.
+
+    query [1, H, n, hd], key and value [1, KV, n, hd] for this rank's slice of its group's
+    stream (batch 1; the model applied its own rotary embeddings from position ids that restart
+    at every sequence); returns [1, n, H, hd] and no weights. The sequence boundaries come from
+    `flexsp_context` (a keyword the model passes through to here), not from a mask: a rank's
+    slice alone cannot tell where a sequence that started on another rank begins. Features this
+    function does not implement fail loudly rather than compute something else.
+    """
+    if flexsp_context is None:
+        raise ValueError("flexsp attention needs flexsp_context=PackedContext(...) in the "
+                         "model's forward call (see flexsp.model.forward_logits)")
+    if query.shape[0] != 1:
+        raise ValueError(f"flexsp attention takes one packed stream (batch 1), not {query.shape[0]}")
+    if dropout:
+        raise ValueError(f"flexsp attention does not implement attention dropout ({dropout})")
+    if softcap is not None or s_aux is not None:
+        raise ValueError("flexsp attention does not implement logit soft-capping or sinks")
+    if sliding_window is not None and flexsp_context.longest > sliding_window:
+        raise ValueError(f"flexsp attention does not implement sliding windows: a sequence of "
+                         f"{flexsp_context.longest} tokens exceeds the window of {sliding_window}")
+    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))
+    out = ulysses_attention(q, k, v, flexsp_context, scaling)
+    return out[None], None
+
+
+def register_hf_attention() -> str:
+    """Registers `hf_attention` under the name "flexsp" (idempotent); returns the name, for
+    `attn_implementation=`. No mask function is registered on purpose: transformers then skips
+    building a [n, n] mask that this function would ignore."""
+    from transformers import AttentionInterface
+    AttentionInterface.register(ATTENTION_NAME, hf_attention)
+    return ATTENTION_NAME

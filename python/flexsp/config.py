@@ -35,6 +35,14 @@ class TrainConfig:
 
 
 @dataclass
+class ParallelConfig:
+    mixed_precision: str = "none"   # "none", "bf16" or "fp16" (FSDP2 MixedPrecisionPolicy)
+    activation_checkpointing: bool = False  # recompute each decoder layer in backward
+    peak_tflops: float | None = None  # per rank, for MFU; default: known CUDA devices by name
+    export_dir: str | None = None     # write a Hugging Face directory here at the end
+
+
+@dataclass
 class PlannerConfig:
     cost_model: str = "configs/tiny-cpu-costmodel.json"
     strategy: str = "flexsp"
@@ -48,6 +56,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
 
 
 def _section(cls: type, values: dict[str, Any] | None, where: str) -> Any:
@@ -73,7 +82,7 @@ def resolve_path(path: str, config_file: Path) -> str:
 def load_config(path: str | Path) -> Config:
     path = Path(path)
     raw = yaml.safe_load(path.read_text()) or {}
-    unknown = sorted(set(raw) - {"model", "data", "train", "planner"})
+    unknown = sorted(set(raw) - {"model", "data", "train", "planner", "parallel"})
     if unknown:
         raise ValueError(f"{path}: unknown sections {unknown}")
     config = Config(
@@ -81,7 +90,13 @@ def load_config(path: str | Path) -> Config:
         data=_section(DataConfig, raw.get("data"), f"{path}: data"),
         train=_section(TrainConfig, raw.get("train"), f"{path}: train"),
         planner=_section(PlannerConfig, raw.get("planner"), f"{path}: planner"),
+        parallel=_section(ParallelConfig, raw.get("parallel"), f"{path}: parallel"),
     )
+    config.model.check(f"{path}: model")
+    if config.model.hf is not None:
+        config.model.hf = resolve_path(config.model.hf, path)
+    if isinstance(config.model.hf_config, str):
+        config.model.hf_config = resolve_path(config.model.hf_config, path)
     config.data.path = resolve_path(config.data.path, path)
     if config.data.lengths is not None:
         config.data.lengths = resolve_path(config.data.lengths, path)

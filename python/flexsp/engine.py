@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from flexsp.data import IGNORE, GlobalBatch, RankInput, idle_input, rank_input
 from flexsp.groups import GroupPool
+from flexsp.model import forward_logits
 from flexsp.plan import validate_plan
 
 
@@ -58,7 +59,7 @@ def forward_backward(model: torch.nn.Module, plan: dict, batch: GlobalBatch, poo
         if device is not None:
             tokens, positions, labels = tokens.to(device), positions.to(device), labels.to(device)
         t1 = time.perf_counter()
-        logits = model(tokens, positions, inp.ctx)
+        logits = forward_logits(model, tokens, positions, inp.ctx)
         loss = F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="sum")
         (loss / label_tokens).backward()
         loss_sum += loss.item()

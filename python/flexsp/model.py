@@ -1,160 +1,197 @@
-"""A Llama-family decoder on packed token streams: RMSNorm, rotary embeddings, SwiGLU, GQA.
+"""Hugging Face causal LMs on packed token streams, through transformers' attention registry.
 
-The model sees one rank's slice of its group's packed stream: token ids, position ids (which
-restart at every sequence, so rotary embeddings are per sequence) and the PackedContext that
-Ulysses attention needs. Parameters are sharded over all ranks with FSDP2 (`apply_fsdp`).
+A config names the model either by a local directory (`model: {hf: DIR}`: config and weights via
+`from_pretrained`) or by a config alone (`model: {hf_config: DIR or inline mapping}`: random
+initialization, seeded, so every rank builds the same parameters). Nothing is downloaded.
+
+The model is the unmodified transformers class with `attn_implementation="flexsp"`
+(`attention.hf_attention`). It sees one rank's slice of its group's packed stream as a batch of 1:
+token ids, position ids that restart at every sequence (so the model's own rotary code is per
+sequence) and, passed through the model's keyword arguments to attention, the PackedContext.
+A model whose attention cannot be routed so is refused by `check_routable`, naming the feature.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from torch.distributed.device_mesh import DeviceMesh
-from torch.distributed.fsdp import FSDPModule, fully_shard
 
-from flexsp.attention import PackedContext, ulysses_attention
+from flexsp.attention import PackedContext, check_degree, register_hf_attention
+
+
+class ModelError(ValueError):
+    """A model the runtime cannot train, with the reason."""
 
 
 @dataclass
 class ModelConfig:
-    vocab_size: int = 256
-    hidden: int = 64
-    layers: int = 2
-    heads: int = 8
-    kv_heads: int = 2
-    ffn_hidden: int = 172
-    rope_theta: float = 10000.0
-    norm_eps: float = 1e-5
-    init_std: float = 0.02
+    """The `model:` section: exactly one of `hf` (a directory with config.json and weights) or
+    `hf_config` (a directory with config.json, or the config inline as a mapping with a
+    `model_type`)."""
 
-    @property
-    def head_dim(self) -> int:
-        return self.hidden // self.heads
+    hf: str | None = None
+    hf_config: str | dict[str, Any] | None = None
 
-    def check(self) -> None:
-        if self.hidden % self.heads != 0:
-            raise ValueError(f"hidden {self.hidden} must divide by heads {self.heads}")
-        if self.heads % self.kv_heads != 0:
-            raise ValueError(f"heads {self.heads} must divide by kv_heads {self.kv_heads}")
-        if self.head_dim % 2 != 0:
-            raise ValueError(f"head_dim {self.head_dim} must be even for rotary embeddings")
+    def check(self, where: str = "model") -> None:
+        if (self.hf is None) == (self.hf_config is None):
+            raise ModelError(f"{where}: give exactly one of `hf: DIR` (pretrained weights) or "
+                             "`hf_config: DIR or mapping` (random initialization)")
 
 
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
+@dataclass(frozen=True)
+class ModelShape:
+    """The facts of a model that plans and the cost model depend on."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+    model_type: str
+    heads: int
+    kv_heads: int
+    head_dim: int
+    hidden: int
+    layers: int
+    vocab_size: int
 
-
-def rope_tables(positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin, [n, head_dim/2], for each token's position within its own sequence."""
-    freqs = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64,
-                                         device=positions.device) / head_dim)
-    angles = positions.to(torch.float64)[:, None] * freqs[None, :]
-    return angles.cos().to(dtype), angles.sin().to(dtype)
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotates pairs (x[..., 2i], x[..., 2i+1]) of x: [n, heads, head_dim]."""
-    x_even, x_odd = x[..., 0::2], x[..., 1::2]
-    cos, sin = cos[:, None, :], sin[:, None, :]
-    rotated = torch.stack((x_even * cos - x_odd * sin, x_even * sin + x_odd * cos), dim=-1)
-    return rotated.flatten(-2)
+    @staticmethod
+    def of(config) -> ModelShape:
+        heads = config.num_attention_heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        return ModelShape(config.model_type, heads, kv_heads, head_dim, config.hidden_size,
+                          config.num_hidden_layers, config.vocab_size)
 
 
-class Attention(nn.Module):
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        self.heads, self.kv_heads, self.head_dim = config.heads, config.kv_heads, config.head_dim
-        self.wq = nn.Linear(config.hidden, config.heads * config.head_dim, bias=False)
-        self.wk = nn.Linear(config.hidden, config.kv_heads * config.head_dim, bias=False)
-        self.wv = nn.Linear(config.hidden, config.kv_heads * config.head_dim, bias=False)
-        self.wo = nn.Linear(config.heads * config.head_dim, config.hidden, bias=False)
-
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                ctx: PackedContext) -> torch.Tensor:
-        n = x.shape[0]
-        q = apply_rope(self.wq(x).view(n, self.heads, self.head_dim), cos, sin)
-        k = apply_rope(self.wk(x).view(n, self.kv_heads, self.head_dim), cos, sin)
-        v = self.wv(x).view(n, self.kv_heads, self.head_dim)
-        out = ulysses_attention(q, k, v, ctx)
-        return self.wo(out.reshape(n, self.heads * self.head_dim))
+def max_degree_for(shape: ModelShape, world_size: int) -> int:
+    """The largest power of two d <= world such that every power of two up to d splits the
+    model's heads (`attention.check_degree`): the plans' `max_degree` for this model."""
+    degree = 1
+    while degree * 2 <= world_size and check_degree(shape.heads, shape.kv_heads, degree * 2) is None:
+        degree *= 2
+    return degree
 
 
-class FeedForward(nn.Module):
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        self.w1 = nn.Linear(config.hidden, config.ffn_hidden, bias=False)
-        self.w2 = nn.Linear(config.ffn_hidden, config.hidden, bias=False)
-        self.w3 = nn.Linear(config.hidden, config.ffn_hidden, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))
-
-
-class Block(nn.Module):
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        self.attention_norm = RMSNorm(config.hidden, config.norm_eps)
-        self.attention = Attention(config)
-        self.ffn_norm = RMSNorm(config.hidden, config.norm_eps)
-        self.feed_forward = FeedForward(config)
-
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                ctx: PackedContext) -> torch.Tensor:
-        x = x + self.attention(self.attention_norm(x), cos, sin, ctx)
-        return x + self.feed_forward(self.ffn_norm(x))
+def check_max_degree(shape: ModelShape, max_degree: int) -> None:
+    """Refuses a cost model whose `max_degree` lets the planner pick a degree the heads do not
+    allow, naming the heads and the degree."""
+    degree = 2
+    while degree <= max_degree:
+        problem = check_degree(shape.heads, shape.kv_heads, degree)
+        if problem is not None:
+            raise ModelError(f"the cost model allows degree up to {max_degree}, but "
+                             f"{shape.model_type}'s {problem} (largest usable max_degree: "
+                             f"{max_degree_for(shape, max_degree)})")
+        degree *= 2
 
 
-class Transformer(nn.Module):
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        config.check()
-        self.config = config
-        self.embed = nn.Embedding(config.vocab_size, config.hidden)
-        self.layers = nn.ModuleList(Block(config) for _ in range(config.layers))
-        self.norm = RMSNorm(config.hidden, config.norm_eps)
-        self.output = nn.Linear(config.hidden, config.vocab_size, bias=False)
-        for name, param in self.named_parameters():
-            if param.dim() == 2:
-                nn.init.normal_(param, std=config.init_std)
-
-    def forward(self, tokens: torch.Tensor, positions: torch.Tensor,
-                ctx: PackedContext) -> torch.Tensor:
-        """tokens, positions: [n] (this rank's slice); returns logits [n, vocab]."""
-        x = self.embed(tokens)
-        cos, sin = rope_tables(positions, self.config.head_dim, self.config.rope_theta, x.dtype)
-        for layer in self.layers:
-            x = layer(x, cos, sin, ctx)
-        return self.output(self.norm(x))
+def _model_dir(path: str, key: str) -> Path:
+    directory = Path(path)
+    if not directory.is_dir():
+        raise ModelError(f"model.{key}: {path} is not a directory")
+    config_file = directory / "config.json"
+    if not config_file.is_file() or not os.access(config_file, os.R_OK):
+        raise ModelError(f"model.{key}: {config_file} is missing or unreadable")
+    return directory
 
 
-def apply_fsdp(model: Transformer, mesh: DeviceMesh) -> None:
-    """Shards every block, then the rest, over all ranks of `mesh` (ZeRO-3, as in the paper).
+def load_hf_config(model: ModelConfig):
+    """The transformers config the `model:` section names (no download, no weights)."""
+    from transformers import AutoConfig
+    model.check()
+    if model.hf is not None or isinstance(model.hf_config, str):
+        key = "hf" if model.hf is not None else "hf_config"
+        directory = _model_dir(model.hf or model.hf_config, key)
+        try:
+            return AutoConfig.from_pretrained(directory, local_files_only=True)
+        except (OSError, ValueError, KeyError) as error:
+            raise ModelError(f"model.{key}: {directory}: cannot read its config: {error}") from None
+    values = dict(model.hf_config)
+    model_type = values.pop("model_type", None)
+    if model_type is None:
+        raise ModelError("model.hf_config: an inline config needs a `model_type` "
+                         "(llama, qwen2, qwen3, mistral, ...)")
+    try:
+        return AutoConfig.for_model(model_type, **values)
+    except (ValueError, KeyError, TypeError) as error:
+        raise ModelError(f"model.hf_config: {error}") from None
 
-    Gradients are reduce-scattered as a plain sum: the loss is already divided by the global
-    token count, so FSDP's default average over ranks would divide twice. With a factor of 1
-    and float32, FSDP would pick ReduceOp.PREMUL_SUM, which gloo rejects; forcing plain SUM
-    reductions works on gloo and NCCL alike. Both settings are per FSDP module, hence set on each.
 
-    A rank idle in a micro-batch (or holding only padding) never uses wq, wk, wv: attention has
-    no sequence to attend over. FSDP would then reduce-scatter fewer parameters on that rank
-    than on the others, a collective mismatch; `set_reduce_scatter_unused_params` makes it send
-    zeros for them instead.
+def check_routable(config, max_seq_len: int) -> None:
+    """Refuses, naming the model type and the feature, a model whose attention FlexSP cannot
+    route: one that is not a decoder-only causal LM, does not call attention through
+    transformers' registry, or uses an attention feature hf_attention does not implement."""
+    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING
+    name = config.model_type
+
+    def refuse(feature: str) -> None:
+        raise ModelError(f"model type {name!r} cannot be trained under FlexSP: {feature}")
+
+    if getattr(config, "is_encoder_decoder", False):
+        refuse("it is an encoder-decoder model")
+    if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
+        refuse("it is not a causal LM known to AutoModelForCausalLM")
+    model_class = MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
+    if not getattr(model_class, "_supports_attention_backend", False):
+        refuse(f"{model_class.__name__} does not call attention through transformers' "
+               "attention-function registry")
+    if getattr(config, "add_cross_attention", False):
+        refuse("cross-attention")
+    if not getattr(config, "is_causal", True):
+        refuse("bidirectional attention (is_causal false)")
+    if hasattr(config, "text_config") or hasattr(config, "vision_config"):
+        refuse("a multimodal model")
+    window = getattr(config, "sliding_window", None)
+    layer_types = getattr(config, "layer_types", None)
+    if window is not None and (layer_types is None or "sliding_attention" in layer_types) \
+            and window < max_seq_len:
+        refuse(f"sliding-window attention (window {window} < data.max_seq_len {max_seq_len})")
+    if layer_types is not None and set(layer_types) - {"full_attention", "sliding_attention"}:
+        refuse(f"layer types {sorted(set(layer_types) - {'full_attention', 'sliding_attention'})}")
+    for feature in ("attn_logit_softcapping", "attention_chunk_size"):
+        if getattr(config, feature, None):
+            refuse(f"{feature} {getattr(config, feature)}")
+    if getattr(config, "attention_dropout", 0.0):
+        refuse(f"attention dropout {config.attention_dropout}")
+    if getattr(config, "num_attention_heads", None) is None:
+        refuse("no num_attention_heads in its config")
+
+
+def build_model(model: ModelConfig, config, dtype: torch.dtype, seed: int) -> torch.nn.Module:
+    """The model on the CPU in `dtype`, with FlexSP attention: pretrained weights from `hf`, or
+    a random initialization from `hf_config` that depends only on `seed` (identical on every
+    rank)."""
+    from transformers import AutoModelForCausalLM
+    attention = register_hf_attention()
+    if model.hf is not None:
+        try:
+            return AutoModelForCausalLM.from_pretrained(
+                model.hf, config=config, attn_implementation=attention, dtype=dtype,
+                local_files_only=True)
+        except (OSError, ValueError) as error:
+            raise ModelError(f"model.hf: {model.hf}: cannot load the model: {error}") from None
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(config, attn_implementation=attention, dtype=dtype)
+
+
+def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The model's decoder layers (the FSDP and activation-checkpointing units)."""
+    return model.get_decoder().layers
+
+
+def forward_logits(model: torch.nn.Module, tokens: torch.Tensor, positions: torch.Tensor,
+                   ctx: PackedContext) -> torch.Tensor:
+    """Logits [n, vocab] for this rank's slice: tokens, positions [n].
+
+    A rank idle in a micro-batch has no tokens, but must still run the model (FSDP's
+    collectives involve every rank), and transformers cannot reshape an empty batch: it runs one
+    padding token instead (outside every sequence, so attention gives it zeros) and returns no
+    logits, which adds nothing to the loss and exactly zero to every gradient.
     """
-    for layer in model.layers:
-        fully_shard(layer, mesh=mesh)
-    fully_shard(model, mesh=mesh)
-    for module in model.modules():
-        if isinstance(module, FSDPModule):
-            module.set_gradient_divide_factor(1.0)
-            module.set_force_sum_reduction_for_comms(True)
-    model.set_reduce_scatter_unused_params(True)
+    n = tokens.numel()
+    if n == 0:
+        tokens, positions = tokens.new_zeros(1), positions.new_zeros(1)
+    logits = model(input_ids=tokens[None], position_ids=positions[None], flexsp_context=ctx,
+                   use_cache=False).logits[0, :n]
+    # The loss of half-precision logits is computed in float32.
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits

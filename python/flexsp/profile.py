@@ -49,7 +49,9 @@ from flexsp.config import Config, load_config
 from flexsp.data import GlobalBatch, pack_group
 from flexsp.engine import forward_backward
 from flexsp.groups import GroupPool
-from flexsp.model import ModelConfig, Transformer
+from flexsp.model import (ModelShape, build_model as build_hf_model, decoder_layers,
+                          forward_logits, load_hf_config, max_degree_for)
+from flexsp.parallelize import apply_activation_checkpointing, compute_dtype
 from flexsp.plan import COST_MODEL_VERSION, PLAN_VERSION, validate_cost_model
 
 log = logging.getLogger("flexsp.profile")
@@ -173,17 +175,7 @@ def largest_relative_error(fit: ComputeFit, samples: list[Sample], a2a_ms: A2ATi
 # The model's facts
 
 
-def max_degree_for(model: ModelConfig, world_size: int) -> int:
-    """The largest power of two that divides the query heads (Ulysses scatters heads), capped by
-    the world: degrees beyond it were not measured. GQA needs no further limit (KV heads are
-    replicated above their count)."""
-    degree = 1
-    while model.heads % (degree * 2) == 0 and degree * 2 <= world_size:
-        degree *= 2
-    return degree
-
-
-def a2a_mb_per_token(model: ModelConfig, dtype: torch.dtype) -> float:
+def a2a_mb_per_token(model: ModelShape, dtype: torch.dtype) -> float:
     """MB one rank sends per token of its slice through all-to-alls over one forward+backward.
 
     Per layer, forward: q (H heads), k and v (KV heads each) scattered, the output (H heads)
@@ -203,7 +195,7 @@ def model_states_mb(model: torch.nn.Module, world_size: int) -> float:
         return sum(p.numel() * p.element_size() for p in params)
 
     total = unit_bytes(model.parameters())
-    blocks = [unit_bytes(layer.parameters()) for layer in model.layers]
+    blocks = [unit_bytes(layer.parameters()) for layer in decoder_layers(model)]
     root = total - sum(blocks)
     return (4 * total / world_size + 2 * max(blocks + [root])) / MB
 
@@ -289,7 +281,7 @@ def measure_compute(model: torch.nn.Module, pool: GroupPool, lengths: list[int],
     return samples
 
 
-def model_all_to_alls(model: ModelConfig, tokens: int, degree: int, group: dist.ProcessGroup,
+def model_all_to_alls(model: ModelShape, tokens: int, degree: int, group: dist.ProcessGroup,
                       dtype: torch.dtype, device: torch.device) -> None:
     """The all-to-alls one forward+backward of the model makes for `tokens` tokens per rank, with
     the shapes attention.py sends (KV heads replicated up to the degree where needed)."""
@@ -303,7 +295,7 @@ def model_all_to_alls(model: ModelConfig, tokens: int, degree: int, group: dist.
                 dist.all_to_all_single(recv, send, group=group)
 
 
-def measure_all_to_all(model: ModelConfig, pool: GroupPool, lengths: list[int], degrees: list[int],
+def measure_all_to_all(model: ModelShape, pool: GroupPool, lengths: list[int], degrees: list[int],
                        dtype: torch.dtype, device: torch.device, repeats: int, warmup: int
                        ) -> list[Sample]:
     """The model's all-to-alls for a group's stream of each length, all groups of a degree at
@@ -340,7 +332,7 @@ def activation_bytes(model: torch.nn.Module, length: int, device: torch.device) 
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
-        logits = model(tokens, positions, ctx)
+        logits = forward_logits(model, tokens, positions, ctx)
         torch.nn.functional.cross_entropy(logits.float(), tokens, reduction="sum").backward()
         torch.cuda.synchronize()
         del logits
@@ -356,14 +348,14 @@ def activation_bytes(model: torch.nn.Module, length: int, device: torch.device) 
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        logits = model(tokens, positions, ctx)
+        logits = forward_logits(model, tokens, positions, ctx)
         # The loss's own saved tensors (the logits' softmax) belong to the activations too.
         loss = torch.nn.functional.cross_entropy(logits, tokens, reduction="sum")
     del loss, logits
     return sum(storages.values())
 
 
-def measure_activation_mb_per_token(model_config: ModelConfig, dtype: torch.dtype,
+def measure_activation_mb_per_token(config: Config, dtype: torch.dtype,
                                     device: torch.device, lengths: list[int]
                                     ) -> tuple[float, dict[int, float]]:
     """MB per token for the memory model, and the measured MB per token at each length.
@@ -373,8 +365,10 @@ def measure_activation_mb_per_token(model_config: ModelConfig, dtype: torch.dtyp
     largest per-token figure, that of the longest length, is taken: memory must be an upper
     bound (an underestimate is an out-of-memory error), and no sequence is longer than that.
     """
-    torch.manual_seed(0)
-    model = Transformer(model_config).to(device=device, dtype=dtype)
+    model = build_hf_model(config.model, load_hf_config(config.model), dtype, config.train.seed)
+    if config.parallel.activation_checkpointing:
+        apply_activation_checkpointing(model)
+    model = model.to(device)
     per_token = {n: activation_bytes(model, n, device) / n / MB for n in lengths}
     return max(per_token.values()), per_token
 
@@ -426,12 +420,14 @@ def profile(config: Config, options: ProfileOptions, device: torch.device) -> tu
     """Measures this world and returns (cost-model document, report). Collective: every rank
     calls it; all ranks return the same document."""
     rank, world_size = dist.get_rank(), dist.get_world_size()
-    dtype = getattr(torch, config.train.dtype)
+    # Activations and all-to-alls carry the compute dtype (bf16 under mixed precision).
+    dtype = compute_dtype(config.parallel.mixed_precision, getattr(torch, config.train.dtype))
+    shape = ModelShape.of(load_hf_config(config.model))
     default_fit, default_held_out = default_lengths(config.data.max_seq_len, world_size)
     lengths = options.lengths or default_fit
     held_out = options.held_out if options.held_out is not None else default_held_out
     counts = options.counts or [1]
-    max_degree = max_degree_for(config.model, world_size)
+    max_degree = max_degree_for(shape, world_size)
     degrees = [2 ** i for i in range(max_degree.bit_length())]
 
     # Imported here: train.py is the entry point's module, and profile only borrows its builders.
@@ -439,11 +435,11 @@ def profile(config: Config, options: ProfileOptions, device: torch.device) -> tu
     model, _optimizer = build_model(config, world_size, device)
     pool = GroupPool(world_size, rank, max_degree)
 
-    mb_per_token = a2a_mb_per_token(config.model, dtype)
+    mb_per_token = a2a_mb_per_token(shape, dtype)
     # All-to-alls are cheap next to compute, and a group's stream holds many sequences: longer
     # streams lift the volume-proportional part above the per-call latency.
     a2a_lengths = options.a2a_lengths or [config.data.max_seq_len * k // 4 for k in (1, 2, 4, 8, 16)]
-    a2a_samples = measure_all_to_all(config.model, pool, a2a_lengths, degrees, dtype, device,
+    a2a_samples = measure_all_to_all(shape, pool, a2a_lengths, degrees, dtype, device,
                                      options.repeats, options.warmup)
     bandwidth = fit_bandwidth(a2a_samples, mb_per_token)
 
@@ -459,7 +455,7 @@ def profile(config: Config, options: ProfileOptions, device: torch.device) -> tu
     # Per-token memory grows with length under materialized attention: measure up to the
     # longest sequence the data can hold, even where the timed lengths stop short of it.
     activation_mb, activation_per_length = measure_activation_mb_per_token(
-        config.model, dtype, device, sorted(set(lengths) | {config.data.max_seq_len}))
+        config, dtype, device, sorted(set(lengths) | {config.data.max_seq_len}))
     states_mb = model_states_mb(model, world_size)
     budget = memory_budget_mb(device, states_mb, activation_mb, options.memory_budget_mb,
                               options.budget_tokens, config.data.max_seq_len)

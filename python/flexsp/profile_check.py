@@ -104,7 +104,7 @@ def check_shapes(config: Config, cost_model: dict, shapes: dict[str, list[int]],
     rank, world_size = dist.get_rank(), dist.get_world_size()
     model, optimizer = build_model(config, world_size, device)
     pool = GroupPool(world_size, rank, cost_model["max_degree"])
-    dataset = build_dataset(config)
+    dataset = build_dataset(config, model.config.vocab_size)
     predicted = {name: [] for name in shapes}
     measured = {name: [] for name in shapes}
     whole = {name: [] for name in shapes}

@@ -19,12 +19,18 @@ import torch
 import torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 
+from flexsp.attention import kernel_for
 from flexsp.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from flexsp.config import Config, load_config
 from flexsp.data import CorpusDataset, SyntheticDataset, load_lengths
 from flexsp.engine import train_step
+from flexsp.export import export_hf
 from flexsp.groups import GroupPool
-from flexsp.model import Transformer, apply_fsdp
+from flexsp.metrics import linear_weights, peak_memory_gb, peak_tflops, throughput
+from flexsp.model import (ModelError, ModelShape, build_model as build_hf_model, check_max_degree,
+                          check_routable, load_hf_config)
+from flexsp.parallelize import (apply_activation_checkpointing, apply_fsdp, compute_dtype,
+                                mixed_precision_policy)
 from flexsp.plan import PlanError, load_cost_model, plan_shape
 from flexsp.planner_client import PlanSource, broadcast_plan, checked_plan
 
@@ -41,10 +47,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint in the checkpoint directory")
     parser.add_argument("--log-json", help="rank 0 appends one JSON record per step to this file")
+    parser.add_argument("--export", help="override parallel.export_dir (Hugging Face directory)")
     return parser.parse_args(argv)
 
 
-def build_dataset(config: Config) -> CorpusDataset | SyntheticDataset:
+def build_dataset(config: Config, vocab_size: int) -> CorpusDataset | SyntheticDataset:
     data = config.data
     if data.source == "corpus":
         return CorpusDataset(data.path, data.batch_sequences, data.max_seq_len, config.train.seed)
@@ -52,19 +59,26 @@ def build_dataset(config: Config) -> CorpusDataset | SyntheticDataset:
         if data.lengths is None:
             raise ValueError("data.source 'synthetic' needs data.lengths (a length file)")
         return SyntheticDataset(load_lengths(data.lengths), data.batch_sequences,
-                                data.max_seq_len, config.model.vocab_size, config.train.seed)
+                                data.max_seq_len, vocab_size, config.train.seed)
     raise ValueError(f"data.source must be 'corpus' or 'synthetic', not {data.source!r}")
 
 
-def check_cost_model(cost_model: dict, config: Config, world_size: int) -> None:
-    """Fails early, with the reason, on a cost model this job cannot run plans for."""
-    if cost_model["world_size"] != world_size:
-        raise SystemExit(f"cost model {cost_model['name']!r} is for {cost_model['world_size']} "
-                         f"ranks; this job has {world_size}")
-    for degree in (2 ** i for i in range(cost_model["max_degree"].bit_length())):
-        if config.model.heads % degree != 0:
-            raise SystemExit(f"cost model allows degree {degree}, but the model's "
-                             f"{config.model.heads} heads do not divide by it (Ulysses)")
+def startup_checks(config: Config, world_size: int) -> tuple[object, dict]:
+    """Everything that can refuse the job, done before any collective: every rank reads the
+    same files and refuses alone, with the same one-line reason, instead of leaving the others
+    in a collective. Returns the model's transformers config and the cost model."""
+    try:
+        hf_config = load_hf_config(config.model)
+        check_routable(hf_config, config.data.max_seq_len)
+        mixed_precision_policy(config.parallel.mixed_precision)
+        cost_model = load_cost_model(config.planner.cost_model)
+        if cost_model["world_size"] != world_size:
+            raise PlanError(f"cost model {cost_model['name']!r} is for "
+                            f"{cost_model['world_size']} ranks; this job has {world_size}")
+        check_max_degree(ModelShape.of(hf_config), cost_model["max_degree"])
+    except (ModelError, PlanError, ValueError, OSError) as error:
+        raise SystemExit(f"flexsp.train: {error}") from None
+    return hf_config, cost_model
 
 
 def init_distributed(config: Config) -> tuple[int, int, torch.device]:
@@ -83,10 +97,15 @@ def init_distributed(config: Config) -> tuple[int, int, torch.device]:
 
 
 def build_model(config: Config, world_size: int, device: torch.device
-                ) -> tuple[Transformer, torch.optim.Optimizer]:
-    torch.manual_seed(config.train.seed)  # identical initial parameters on every rank
-    model = Transformer(config.model).to(device=device, dtype=getattr(torch, config.train.dtype))
-    apply_fsdp(model, init_device_mesh(device.type, (world_size,)))
+                ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """The model (seeded: identical initial parameters on every rank), activation checkpointing
+    if configured, FSDP2 over all ranks with the configured mixed precision, and AdamW."""
+    model = build_hf_model(config.model, load_hf_config(config.model),
+                           getattr(torch, config.train.dtype), config.train.seed)
+    if config.parallel.activation_checkpointing:
+        apply_activation_checkpointing(model)
+    apply_fsdp(model, init_device_mesh(device.type, (world_size,)),
+               mixed_precision_policy(config.parallel.mixed_precision))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr,
                                   betas=config.train.betas, weight_decay=config.train.weight_decay)
     return model, optimizer
@@ -116,20 +135,27 @@ def next_plan(plan_source: PlanSource | None, step: int, lengths: list[int],
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
-    config = load_config(args.config)
+    try:
+        config = load_config(args.config)
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"flexsp.train: {error}") from None
     for key in ("steps", "checkpoint_dir", "checkpoint_every"):
         if getattr(args, key) is not None:
             setattr(config.train, key, getattr(args, key))
     if args.strategy is not None:
         config.planner.strategy = args.strategy
+    if args.export is not None:
+        config.parallel.export_dir = args.export
+    hf_config, cost_model = startup_checks(config, int(os.environ.get("WORLD_SIZE", "1")))
     rank, world_size, device = init_distributed(config)
-    cost_model = load_cost_model(config.planner.cost_model)
-    check_cost_model(cost_model, config, world_size)
     model, optimizer = build_model(config, world_size, device)
+    shape, weights = ModelShape.of(hf_config), linear_weights(model)
+    dtype = compute_dtype(config.parallel.mixed_precision, getattr(torch, config.train.dtype))
+    peak = peak_tflops(device, dtype, config.parallel.peak_tflops)
     t0 = time.perf_counter()
     pool = GroupPool(world_size, rank, cost_model["max_degree"])
     pool_ms = (time.perf_counter() - t0) * 1e3
-    dataset = build_dataset(config)
+    dataset = build_dataset(config, hf_config.vocab_size)
     start_step = resume(config, model, optimizer) if args.resume else 0
 
     plan_source = None
@@ -140,6 +166,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         log.info("%d ranks (%s); group pool: %d communicators per rank, built in %.0f ms; "
                  "%d parameters", world_size, dist.get_backend(), len(pool), pool_ms,
                  sum(p.numel() for p in model.parameters()))
+        log.info("model %s, compute in %s (mixed precision %s), attention kernel: %s; "
+                 "peak %s TFLOP/s per rank", shape.model_type, str(dtype).removeprefix("torch."),
+                 config.parallel.mixed_precision, kernel_for(device, dtype),
+                 "unknown" if peak is None else f"{peak:g}")
 
     records = []
     steps = config.train.steps
@@ -157,6 +187,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         step_ms = (time.perf_counter() - t_start) * 1e3
         records.append(step_record(step, loss, batch.lengths, plan, source, step_ms,
                                    (t_plan - t_start) * 1e3, result.timings_ms["dispatch"]))
+        records[-1].update(throughput(shape, weights, batch.lengths, step_ms, world_size, peak),
+                           peak_memory_gb=peak_memory_gb(device))
         if rank == 0:
             log_step(records[-1], steps, args.log_json)
         every = config.train.checkpoint_every
@@ -165,6 +197,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     if rank == 0 and records:
         summarize(records)
+    if config.parallel.export_dir:
+        path = export_hf(model, config.parallel.export_dir, config.model.hf)
+        if path is not None:
+            log.info("exported the model to %s (Hugging Face format)", path)
     if plan_source is not None:
         plan_source.close()
     dist.destroy_process_group()
@@ -188,7 +224,7 @@ def step_record(step: int, loss: float, lengths: list[int], plan: dict, source: 
     (planner, broadcast, validation) + dispatch (packing, slicing, group lookup)."""
     tokens = sum(lengths)
     return {
-        "step": step + 1, "loss": loss, "tokens": tokens, "tokens_per_s": tokens / (step_ms / 1e3),
+        "step": step + 1, "loss": loss, "tokens": tokens,
         "plan": plan_shape(plan), "source": source, "est_step_ms": plan["est_step_ms"],
         "step_ms": step_ms, "plan_wait_ms": plan_wait_ms, "dispatch_ms": dispatch_ms,
         "outside_compute": (plan_wait_ms + dispatch_ms) / step_ms,
@@ -196,8 +232,12 @@ def step_record(step: int, loss: float, lengths: list[int], plan: dict, source: 
 
 
 def log_step(record: dict, steps: int, log_json: str | None) -> None:
+    mfu = "" if record["mfu"] is None else f" | MFU {100 * record['mfu']:.1f}%"
+    memory = "" if record["peak_memory_gb"] is None else \
+        f" | peak mem {max(record['peak_memory_gb']):.2f} GB"
     print(f"step {record['step']:4d}/{steps} | loss {record['loss']:7.4f}"
-          f" | {record['tokens_per_s']:8.0f} tok/s | plan {record['plan']}"
+          f" | {record['tokens_per_s']:8.0f} tok/s ({record['tokens_per_s_per_rank']:.0f}/rank,"
+          f" {record['tflops_per_rank']:.3g} TFLOP/s/rank{mfu}{memory}) | plan {record['plan']}"
           f" ({record['source'].split(':')[0]}) | est {record['est_step_ms']:7.1f} ms"
           f" | step {record['step_ms']:7.1f} ms | outside compute"
           f" {100 * record['outside_compute']:4.1f}% (plan wait {record['plan_wait_ms']:.1f} ms,"

@@ -40,3 +40,17 @@ def make_plan(cost_model: dict, lengths: list[int], micro_batches: list[list[tup
             for groups in micro_batches],
         "est_step_ms": 0.0, "lower_bound_ms": 0.0, "solver": {"name": "test", "wall_ms": 0.0},
     }
+
+
+# A tiny Hugging Face Llama (GQA: 8 query heads, 2 KV heads), as a `model.hf_config` mapping.
+TINY_LLAMA = {"model_type": "llama", "vocab_size": 256, "hidden_size": 32,
+              "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 8,
+              "num_key_value_heads": 2, "max_position_embeddings": 8192}
+
+
+def tiny_model(dtype=None, seed: int = 0):
+    """TINY_LLAMA built the way training builds it (FlexSP attention, seeded), unsharded."""
+    import torch
+    from flexsp.model import ModelConfig, build_model, load_hf_config
+    spec = ModelConfig(hf_config=dict(TINY_LLAMA))
+    return build_model(spec, load_hf_config(spec), dtype or torch.float32, seed)

@@ -5,12 +5,12 @@ import torch
 import torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 
-from conftest import cost_model_for, make_plan
+from conftest import cost_model_for, make_plan, tiny_model
 from dist_harness import run_world
 from flexsp.data import GlobalBatch
 from flexsp.engine import train_step
 from flexsp.groups import GroupPool
-from flexsp.model import ModelConfig, Transformer, apply_fsdp
+from flexsp.parallelize import apply_fsdp
 from flexsp.plan import PlanError, fallback_plan
 
 COLLECTIVES = ["all_reduce", "broadcast", "all_to_all_single", "all_gather_into_tensor",
@@ -20,8 +20,7 @@ LENGTHS = [30, 7, 12, 1]
 
 
 def refuse_then_recover(rank: int, world_size: int) -> str:
-    torch.manual_seed(0)
-    model = Transformer(ModelConfig(hidden=32, ffn_hidden=48))
+    model = tiny_model()
     pool = GroupPool(world_size, rank)
     apply_fsdp(model, init_device_mesh("cpu", (world_size,)))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)

@@ -10,10 +10,10 @@ import torch
 
 from dist_harness import run_world
 from flexsp.config import Config, DataConfig
-from flexsp.model import ModelConfig
+from flexsp.model import ModelConfig, ModelShape, max_degree_for
 from flexsp.plan import COST_MODEL_KEYS, validate_cost_model, validate_plan
 from flexsp.planner_client import find_planner_binary
-from flexsp.profile import (ProfileOptions, Sample, fit_bandwidth, fit_compute, max_degree_for,
+from flexsp.profile import (ProfileOptions, Sample, fit_bandwidth, fit_compute,
                             nonnegative_lstsq, profile, uniform_plan)
 
 # alpha1, alpha2, beta1 of the paper's gpt-7b preset, and a bandwidth per degree.
@@ -85,11 +85,17 @@ def test_bandwidth_comes_from_the_slope_not_the_latency():
     assert bandwidth == {str(d): pytest.approx(BANDWIDTH[d], rel=1e-9) for d in (2, 4, 8)}
 
 
-def test_max_degree_follows_the_query_heads_and_the_world():
-    assert max_degree_for(ModelConfig(heads=8, kv_heads=2), 4) == 4
-    assert max_degree_for(ModelConfig(heads=8, kv_heads=2, hidden=64), 16) == 8
-    assert max_degree_for(ModelConfig(heads=12, kv_heads=4, hidden=96), 8) == 4
-    assert max_degree_for(ModelConfig(heads=8, kv_heads=2), 1) == 1
+def shape(heads: int, kv_heads: int) -> ModelShape:
+    return ModelShape("llama", heads, kv_heads, head_dim=8, hidden=8 * heads, layers=2,
+                      vocab_size=256)
+
+
+def test_max_degree_follows_the_query_and_kv_heads_and_the_world():
+    assert max_degree_for(shape(8, 2), 4) == 4      # degree 4 replicates each KV head twice
+    assert max_degree_for(shape(8, 2), 16) == 8
+    assert max_degree_for(shape(12, 4), 8) == 4    # 12 heads do not split over 8
+    assert max_degree_for(shape(8, 2), 1) == 1
+    assert max_degree_for(shape(12, 3), 8) == 1    # 3 KV heads neither split over 2 nor replicate
 
 
 def test_uniform_plan_gives_every_group_the_asked_sequences():
@@ -108,8 +114,10 @@ def test_uniform_plan_gives_every_group_the_asked_sequences():
     validate_plan(plan, 8, batch.lengths)
 
 
-TINY = Config(model=ModelConfig(vocab_size=256, hidden=32, layers=1, heads=4, kv_heads=1,
-                                ffn_hidden=48),
+TINY = Config(model=ModelConfig(hf_config={
+                  "model_type": "llama", "vocab_size": 256, "hidden_size": 32,
+                  "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 1,
+                  "intermediate_size": 48, "max_position_embeddings": 1024}),
               data=DataConfig(max_seq_len=512))
 # Up to 512 tokens: there attention (s^2) outweighs the fixed cost of a step (FSDP's
 # collectives) even on a loaded machine, so the fit must see time grow with length.

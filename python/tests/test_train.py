@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, cost_model_for
+from conftest import REPO_ROOT, TINY_LLAMA, cost_model_for
 from dist_harness import run_world
 from flexsp.planner_client import find_planner_binary
 
@@ -23,7 +23,7 @@ def write_config(tmp_path: Path, world_size: int, data: str | None = None) -> Pa
     cost_model.write_text(json.dumps(cost_model_for(world_size)))
     config = tmp_path / "tiny.yaml"
     config.write_text(f"""
-model: {{vocab_size: 256, hidden: 32, layers: 2, heads: 8, kv_heads: 2, ffn_hidden: 48}}
+model: {{hf_config: {json.dumps(TINY_LLAMA)}}}
 data: {data}
 train: {{steps: 4, seed: 0, lr: 3.0e-3, collective_timeout_s: 60}}
 planner: {{cost_model: {cost_model}, timeout_s: 20, max_restarts: 0}}
