@@ -23,6 +23,10 @@ import torch
 from flexsp.attention import PackedContext, check_degree, register_hf_attention
 
 
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+
+
 class ModelError(ValueError):
     """A model the runtime cannot train, with the reason."""
 
@@ -92,6 +96,9 @@ def _model_dir(path: str, key: str) -> Path:
     config_file = directory / "config.json"
     if not config_file.is_file() or not os.access(config_file, os.R_OK):
         raise ModelError(f"model.{key}: {config_file} is missing or unreadable")
+    if key == "hf" and not any((directory / name).is_file() for name in WEIGHT_FILES):
+        raise ModelError(f"model.hf: {directory} has no weights ({', '.join(WEIGHT_FILES)}); "
+                         "for a random initialization name it as model.hf_config")
     return directory
 
 
