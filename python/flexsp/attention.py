@@ -126,6 +126,8 @@ def varlen_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     if kernel != "sdpa per sequence" and real > 0:
         cu = torch.tensor(cu_seqlens, dtype=torch.int32, device=q.device)
         longest = max(b - a for a, b in zip(cu_seqlens[:-1], cu_seqlens[1:]))
+        # Degree 1 hands over transposed views of transformers' [1, H, n, hd] tensors.
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         if flash_attn_varlen_func is not None:
             out = flash_attn_varlen_func(q[:real], k[:real], v[:real], cu, cu, longest, longest,
                                          softmax_scale=scale, causal=True)
