@@ -1,9 +1,11 @@
 """Global batches of variable-length sequences, and each rank's slice of its group's stream.
 
 A global batch is a list of token sequences; batch t is a pure function of (seed, t), so the data
-position a checkpoint must remember is just the step number. Two sources:
-  - CorpusDataset: documents of a real text file (byte-level tokens, vocab 256), so a demo
-    visibly learns;
+position a checkpoint must remember is just the step number. Three sources:
+  - TokenDataset: a corpus prepared once with `python -m flexsp.data prepare` (flexsp/prepare.py)
+    into memory-mapped token shards; a batch holds the sequences' lengths, and a rank reads the
+    tokens of only the sequences its groups train on;
+  - CorpusDataset: documents of a text file, byte-level tokens (vocab 256), no preparation;
   - SyntheticDataset: random tokens with lengths drawn from a length file (one integer per line),
     as in the paper's evaluation, where only the lengths are real.
 
@@ -16,13 +18,17 @@ the *same* sequence; IGNORE at each sequence's last token and on padding).
 from __future__ import annotations
 
 import random
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
 from flexsp.attention import PackedContext
+from flexsp.shards import TokenShards
 
 IGNORE = -100  # label of tokens that carry no loss (cross_entropy's ignore_index)
 DOCUMENT_SEPARATOR = "\n\f\n"  # see data/corpus/PROVENANCE.md
@@ -40,11 +46,77 @@ def decode_bytes(tokens: list[int]) -> str:
 @dataclass
 class GlobalBatch:
     step: int
-    sequences: list[torch.Tensor]  # int64 token ids, one tensor per sequence
+    sequences: Sequence[torch.Tensor]  # int64 token ids per sequence; may be read on access
+    lengths: list[int] | None = None  # from the index, without reading any token
 
-    @property
-    def lengths(self) -> list[int]:
-        return [int(s.numel()) for s in self.sequences]
+    def __post_init__(self) -> None:
+        if self.lengths is None:
+            self.lengths = [int(s.numel()) for s in self.sequences]
+
+
+class ShardSequences(Sequence):
+    """The sequences of a batch, each read from the memory-mapped shards when indexed."""
+
+    def __init__(self, shards: TokenShards, ids: np.ndarray) -> None:
+        self.shards, self.ids = shards, ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> torch.Tensor:  # type: ignore[override]
+        return self.shards.tokens(int(self.ids[i]))
+
+
+class TokenDataset:
+    """Batches of `batch_sequences` training sequences of a prepared corpus, without replacement.
+
+    The training sequences are read in epochs, each a permutation seeded by (seed, epoch);
+    batch t takes positions [t*B, (t+1)*B) of that endless stream, so it is a pure function of
+    (seed, t) and a resumed run continues exactly where the checkpoint was taken.
+    """
+
+    def __init__(self, path: str | Path, batch_sequences: int, seed: int) -> None:
+        self.shards = TokenShards(path)
+        n = len(self.shards.train_ids)
+        if batch_sequences > n:
+            raise ValueError(f"{path}: a batch of {batch_sequences} sequences, but the corpus has "
+                             f"only {n} training sequences; lower data.batch_sequences or "
+                             "prepare more documents")
+        self.batch_sequences, self.seed = batch_sequences, seed
+        self._epochs: dict[int, np.ndarray] = {}
+
+    def _epoch(self, epoch: int) -> np.ndarray:
+        if epoch not in self._epochs:
+            if len(self._epochs) >= 2:  # a batch spans at most two epochs
+                del self._epochs[min(self._epochs)]
+            train_ids = self.shards.train_ids
+            order = np.random.default_rng([self.seed, epoch]).permutation(len(train_ids))
+            self._epochs[epoch] = train_ids[order]
+        return self._epochs[epoch]
+
+    def batch_ids(self, step: int) -> np.ndarray:
+        n, size = len(self.shards.train_ids), self.batch_sequences
+        parts, position = [], step * size
+        while position < (step + 1) * size:
+            epoch, offset = divmod(position, n)
+            take = min((step + 1) * size - position, n - offset)
+            parts.append(self._epoch(epoch)[offset:offset + take])
+            position += take
+        return np.concatenate(parts)
+
+    def batch(self, step: int) -> GlobalBatch:
+        ids = self.batch_ids(step)
+        return GlobalBatch(step, ShardSequences(self.shards, ids),
+                           self.shards.lengths[ids].tolist())
+
+    def eval_batches(self, max_sequences: int) -> list[GlobalBatch]:
+        """The held-out sequences (the first `max_sequences`, in corpus order), in batches of
+        batch_sequences; the same every time, so evaluation losses compare across steps."""
+        ids = self.shards.eval_ids[:max_sequences]
+        return [GlobalBatch(-1, ShardSequences(self.shards, chunk),
+                            self.shards.lengths[chunk].tolist())
+                for chunk in np.array_split(ids, -(-len(ids) // self.batch_sequences))
+                if len(chunk)] if len(ids) else []
 
 
 class CorpusDataset:
@@ -145,3 +217,11 @@ def idle_input() -> RankInput:
     """
     empty = torch.zeros(0, dtype=torch.int64)
     return RankInput(empty, empty, empty, PackedContext(None, 1, [0]))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["prepare"]:
+        raise SystemExit("usage: python -m flexsp.data prepare --tokenizer DIR --input FILE... "
+                         "--out DIR  (see python -m flexsp.data prepare --help)")
+    from flexsp.prepare import main
+    main(sys.argv[2:])

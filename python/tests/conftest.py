@@ -54,3 +54,13 @@ def tiny_model(dtype=None, seed: int = 0):
     from flexsp.model import ModelConfig, build_model, load_hf_config
     spec = ModelConfig(hf_config=dict(TINY_LLAMA))
     return build_model(spec, load_hf_config(spec), dtype or torch.float32, seed)
+
+
+@pytest.fixture(scope="session")
+def prepared_corpus(tmp_path_factory) -> Path:
+    """The bundled corpus prepared with the shipped tokenizer, in small shards (about 1 s)."""
+    from flexsp.prepare import prepare
+    out = tmp_path_factory.mktemp("prepared") / "python-docstrings"
+    prepare(REPO_ROOT / "data" / "tokenizer", [REPO_ROOT / "data/corpus/python-docstrings.txt"],
+            out, max_seq_len=512, shard_tokens=60_000, progress=False)
+    return out

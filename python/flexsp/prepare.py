@@ -1,0 +1,333 @@
+"""Preparing a corpus once: documents -> token shards + index + the planner's length file.
+
+    python -m flexsp.data prepare --tokenizer data/tokenizer \
+        --input data/corpus/python-docstrings.txt --out out/data/python-docstrings
+
+Inputs, by extension: JSON lines (.jsonl/.json; one object per line, text in --text-field),
+Parquet (.parquet, read locally through `datasets`; text in column --text-field), plain text
+(anything else; documents separated by --separator, by default a line holding only a form
+feed). Every document gets the tokenizer's end-of-document token appended; one longer than
+--max-seq-len is split into pieces of at most that many tokens (or truncated, --long truncate).
+Each piece is a *sequence*, the unit a batch and a plan are made of.
+
+Output directory:
+  tokens-NNNNN.bin  flat token ids (uint16 when the vocabulary fits, else uint32), memory-mapped
+                    by the reader; no sequence straddles two shards
+  index.npy         int64 [sequences, 4]: shard, offset (in tokens), length, split (0 train, 1 eval)
+  lengths.txt       the training sequences' lengths, one per line (`flexsp plan --lengths`)
+  meta.json         format, dtype, vocabulary, shard sizes, counts; written last
+Everything is written to OUT.partial and renamed to OUT at the end, so an interrupted
+preparation leaves no OUT that training would read (and the next run removes OUT.partial).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+FORMAT = "flexsp-tokens"
+VERSION = 1
+DEFAULT_SEPARATOR = "\n\f\n"
+TRAIN, EVAL = 0, 1
+
+
+class PrepareError(ValueError):
+    """Bad input to preparation; the message names the file, the record or line, and a fix."""
+
+
+@dataclass
+class Document:
+    text: str
+    where: str  # "FILE:LINE" or "FILE: record N", for error messages
+
+
+def read_documents(path: Path, text_field: str, separator: str) -> Iterator[Document]:
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise PrepareError(f"{path}: no such file")
+    if suffix in (".jsonl", ".json"):
+        yield from _read_jsonl(path, text_field)
+    elif suffix == ".parquet":
+        yield from _read_parquet(path, text_field)
+    else:
+        yield from _read_text(path, separator)
+
+
+def _decode(raw: bytes, path: Path, line: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line += raw[:error.start].count(b"\n")
+        raise PrepareError(
+            f"{path}:{line}: not UTF-8 (byte 0x{raw[error.start]:02x}); convert the file to "
+            "UTF-8 first, e.g. `iconv -f latin1 -t utf-8`") from None
+
+
+def _read_jsonl(path: Path, text_field: str) -> Iterator[Document]:
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            line = _decode(raw, path, number).strip()
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise PrepareError(f"{path}:{number}: not valid JSON ({error.msg}); each line "
+                                   "must hold one JSON object") from None
+            if not isinstance(record, dict):
+                raise PrepareError(f"{path}:{number}: a JSON {type(record).__name__}, expected an "
+                                   "object with a text field")
+            if text_field not in record:
+                raise PrepareError(f"{path}:{number}: record has no {text_field!r} field (its "
+                                   f"fields: {', '.join(sorted(record)) or 'none'}); pass "
+                                   "--text-field NAME")
+            text = record[text_field]
+            if not isinstance(text, str):
+                raise PrepareError(f"{path}:{number}: field {text_field!r} is a "
+                                   f"{type(text).__name__}, not a string")
+            yield Document(text, f"{path}:{number}")
+
+
+def _read_parquet(path: Path, text_field: str) -> Iterator[Document]:
+    import datasets  # heavy; only Parquet needs it
+    datasets.disable_progress_bars()
+    try:
+        table = datasets.load_dataset("parquet", data_files=str(path), split="train",
+                                      streaming=True)
+        columns = list(table.features or {})
+    except Exception as error:  # pyarrow's errors vary by version; the file is the problem
+        raise PrepareError(f"{path}: not a readable Parquet file ({error})") from None
+    if columns and text_field not in columns:
+        raise PrepareError(f"{path}: no column {text_field!r} (columns: {', '.join(columns)}); "
+                           "pass --text-field NAME")
+    for number, record in enumerate(table, start=1):
+        text = record.get(text_field)
+        if not isinstance(text, str):
+            what = "missing" if text is None else type(text).__name__
+            raise PrepareError(f"{path}: record {number}: {text_field!r} is {what}, not a string")
+        yield Document(text, f"{path}: record {number}")
+
+
+def _read_text(path: Path, separator: str) -> Iterator[Document]:
+    text = _decode(path.read_bytes(), path, 1)
+    parts = text.split(separator) if separator else [text]
+    line = 1
+    for part in parts:
+        yield Document(part, f"{path}:{line}")
+        line += part.count("\n") + separator.count("\n")
+
+
+def load_tokenizer(directory: str | Path):
+    """AutoTokenizer from a local directory, with an error that says what to pass instead."""
+    from transformers import AutoTokenizer
+    if not Path(directory).is_dir():
+        raise PrepareError(f"{directory}: no such tokenizer directory; pass a model's directory "
+                           "with tokenizer.json or tokenizer_config.json, e.g. data/tokenizer")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    except Exception as error:  # transformers raises OSError, ValueError, KeyError, ...
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PrepareError(
+            f"{directory}: not a tokenizer directory AutoTokenizer can load ({first}); pass a "
+            "model's directory with tokenizer.json or tokenizer_config.json, e.g. data/tokenizer "
+            "(rebuilt by data/tokenizer/build_tokenizer.py)") from None
+    if tokenizer.eos_token_id is None:
+        raise PrepareError(f"{directory}: the tokenizer has no end-of-document (eos) token; "
+                           "set eos_token in its tokenizer_config.json")
+    return tokenizer
+
+
+def split_document(ids: list[int], max_seq_len: int, long: str) -> list[list[int]]:
+    if len(ids) <= max_seq_len:
+        return [ids]
+    if long == "truncate":
+        return [ids[:max_seq_len]]
+    pieces = [ids[i:i + max_seq_len] for i in range(0, len(ids), max_seq_len)]
+    # A last piece of one token predicts nothing (no next token): left out.
+    return pieces if len(pieces[-1]) > 1 else pieces[:-1]
+
+
+class ShardWriter:
+    """Appends sequences to tokens-NNNNN.bin files of at most `shard_tokens` tokens each."""
+
+    def __init__(self, directory: Path, dtype: np.dtype, shard_tokens: int) -> None:
+        self.directory, self.dtype, self.shard_tokens = directory, dtype, shard_tokens
+        self.shards: list[dict] = []
+        self.rows: list[tuple[int, int, int, int]] = []
+        self.file = None
+        self.filled = 0
+
+    def add(self, ids: list[int], split: int) -> None:
+        if self.file is None or self.filled + len(ids) > self.shard_tokens:
+            self._next_shard()
+        self.file.write(np.asarray(ids, dtype=self.dtype).tobytes())
+        self.rows.append((len(self.shards) - 1, self.filled, len(ids), split))
+        self.filled += len(ids)
+        self.shards[-1]["tokens"] = self.filled
+
+    def _next_shard(self) -> None:
+        self.close()
+        name = f"tokens-{len(self.shards):05d}.bin"
+        self.file = open(self.directory / name, "wb")
+        self.shards.append({"file": name, "tokens": 0})
+        self.filled = 0
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+def prepare(tokenizer_dir: str | Path, inputs: list[str | Path], out: str | Path, *,
+            text_field: str = "text", separator: str = DEFAULT_SEPARATOR,
+            max_seq_len: int = 2048, long: str = "split", eval_fraction: float = 0.02,
+            skip_empty: bool = False, shard_tokens: int = 1 << 28, batch_documents: int = 1000,
+            overwrite: bool = False, progress: bool = True) -> dict:
+    """Prepares `inputs` into `out` (see the module docstring); returns the meta document."""
+    out = Path(out)
+    if max_seq_len < 2:
+        raise PrepareError(f"--max-seq-len {max_seq_len}: must be at least 2")
+    if long not in ("split", "truncate"):
+        raise PrepareError(f"--long {long!r}: must be 'split' or 'truncate'")
+    if not 0 <= eval_fraction < 1:
+        raise PrepareError(f"--eval-fraction {eval_fraction}: must be in [0, 1)")
+    if out.exists() and not overwrite:
+        raise PrepareError(f"{out}: already exists; pass --overwrite to replace it")
+    tokenizer = load_tokenizer(tokenizer_dir)
+    vocab_size = len(tokenizer)
+    dtype = np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
+    eval_every = round(1 / eval_fraction) if eval_fraction > 0 else 0
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # left by an interrupted run; never read
+    partial.mkdir(parents=True)
+    writer = ShardWriter(partial, dtype, shard_tokens)
+    bar = _progress_bar(progress, inputs)
+    started = time.perf_counter()
+    documents = tokens = input_bytes = 0
+    try:
+        for path in inputs:
+            pending: list[Document] = []
+            for document in read_documents(Path(path), text_field, separator):
+                if not document.text.strip():
+                    if skip_empty:
+                        continue
+                    raise PrepareError(f"{document.where}: empty document; remove it or pass "
+                                       "--skip-empty")
+                pending.append(document)
+                if len(pending) == batch_documents:
+                    documents, tokens, input_bytes = _encode(
+                        tokenizer, pending, writer, documents, tokens, input_bytes, max_seq_len,
+                        long, eval_every, bar)
+                    pending = []
+            documents, tokens, input_bytes = _encode(
+                tokenizer, pending, writer, documents, tokens, input_bytes, max_seq_len, long,
+                eval_every, bar)
+        writer.close()
+        if documents == 0:
+            raise PrepareError(f"{', '.join(map(str, inputs))}: no documents")
+        index = np.asarray(writer.rows, dtype=np.int64).reshape(-1, 4)
+        np.save(partial / "index.npy", index)
+        train_lengths = index[index[:, 3] == TRAIN, 2]
+        (partial / "lengths.txt").write_text("".join(f"{n}\n" for n in train_lengths))
+        seconds = time.perf_counter() - started
+        meta = {
+            "format": FORMAT, "version": VERSION, "id": uuid.uuid4().hex,
+            "dtype": dtype.name, "vocab_size": vocab_size, "eos_id": tokenizer.eos_token_id,
+            "tokenizer": str(Path(tokenizer_dir).resolve()),
+            "inputs": [str(Path(p).resolve()) for p in inputs], "text_field": text_field,
+            "max_seq_len": max_seq_len, "long": long, "eval_fraction": eval_fraction,
+            "documents": documents, "tokens": tokens, "input_bytes": input_bytes,
+            "sequences": {"train": int((index[:, 3] == TRAIN).sum()),
+                          "eval": int((index[:, 3] == EVAL).sum())},
+            "shards": writer.shards, "seconds": round(seconds, 3),
+        }
+        (partial / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(partial, out)
+    except BaseException:
+        writer.close()
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.update(bar.total - bar.n)  # separators and skipped documents count as read
+            bar.close()
+    return meta
+
+
+def _progress_bar(progress: bool, inputs: list):
+    if not progress:
+        return None
+    from tqdm import tqdm
+    total = sum(Path(p).stat().st_size for p in inputs if Path(p).is_file())
+    return tqdm(total=total, unit="B", unit_scale=True, desc="tokenizing", file=sys.stderr)
+
+
+def _encode(tokenizer, pending: list[Document], writer: ShardWriter, documents: int, tokens: int,
+            input_bytes: int, max_seq_len: int, long: str, eval_every: int, bar
+            ) -> tuple[int, int, int]:
+    """Tokenizes a chunk of documents (the fast tokenizer's batch encoding runs on all cores)."""
+    if not pending:
+        return documents, tokens, input_bytes
+    texts = [d.text for d in pending]
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    eos = tokenizer.eos_token_id
+    for ids in encoded:
+        split = EVAL if eval_every and documents % eval_every == eval_every - 1 else TRAIN
+        for piece in split_document(ids + [eos], max_seq_len, long):
+            writer.add(piece, split)
+            tokens += len(piece)
+        documents += 1
+    chunk_bytes = sum(len(t.encode("utf-8")) for t in texts)
+    if bar is not None:
+        bar.update(chunk_bytes)
+    return documents, tokens, input_bytes + chunk_bytes
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m flexsp.data prepare",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tokenizer", required=True,
+                        help="directory AutoTokenizer.from_pretrained loads (e.g. data/tokenizer)")
+    parser.add_argument("--input", required=True, nargs="+", help=".jsonl/.json, .parquet or text")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--text-field", default="text", help="JSON field / Parquet column")
+    parser.add_argument("--separator", default=DEFAULT_SEPARATOR,
+                        help="between documents of a text file (default: a line holding a form "
+                             "feed; '' = one document per file)")
+    parser.add_argument("--max-seq-len", type=int, default=2048)
+    parser.add_argument("--long", choices=["split", "truncate"], default="split",
+                        help="documents longer than --max-seq-len: split into pieces or truncate")
+    parser.add_argument("--eval-fraction", type=float, default=0.02,
+                        help="share of documents held out for evaluation (every 1/f-th one)")
+    parser.add_argument("--skip-empty", action="store_true",
+                        help="skip empty documents instead of stopping at the first")
+    parser.add_argument("--shard-tokens", type=int, default=1 << 28)
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    separator = args.separator.encode().decode("unicode_escape")  # so '\n' can be typed
+    try:
+        meta = prepare(args.tokenizer, args.input, args.out, text_field=args.text_field,
+                       separator=separator, max_seq_len=args.max_seq_len, long=args.long,
+                       eval_fraction=args.eval_fraction, skip_empty=args.skip_empty,
+                       shard_tokens=args.shard_tokens, overwrite=args.overwrite,
+                       progress=not args.quiet)
+    except PrepareError as error:
+        raise SystemExit(f"prepare: {error}") from None
+    print(f"{args.out}: {meta['documents']} documents, {meta['tokens']} tokens "
+          f"({meta['sequences']['train']} training and {meta['sequences']['eval']} evaluation "
+          f"sequences, {len(meta['shards'])} shard(s), {meta['dtype']}) in {meta['seconds']:.2f} s: "
+          f"{meta['tokens'] / max(meta['seconds'], 1e-9):,.0f} tokens/s; planner length file: "
+          f"{Path(args.out) / 'lengths.txt'}")

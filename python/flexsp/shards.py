@@ -1,0 +1,79 @@
+"""Reading a prepared corpus (see flexsp/prepare.py): the index in memory, the tokens memory-mapped.
+
+Opening checks meta.json, the index and every shard's size, so a truncated shard or one from
+another preparation is an error naming the file before training starts, not a wrong batch later.
+The index (32 bytes per sequence) is all rank 0 and the planner need; a rank reads tokens only
+for the sequences it trains on, and only those pages of the shards are ever touched.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from flexsp.prepare import EVAL, FORMAT, TRAIN, VERSION
+
+
+class ShardError(ValueError):
+    """A prepared corpus that cannot be read; the message names the file and what to do."""
+
+
+class TokenShards:
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        meta_path = self.directory / "meta.json"
+        again = "prepare it again with `python -m flexsp.data prepare`"
+        if not meta_path.is_file():
+            partial = self.directory.with_name(self.directory.name + ".partial")
+            why = " (its preparation did not finish)" if partial.exists() else ""
+            raise ShardError(f"{self.directory}: not a prepared corpus, no meta.json{why}; {again}")
+        try:
+            self.meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as error:
+            raise ShardError(f"{meta_path}: not valid JSON ({error.msg}); {again}") from None
+        if self.meta.get("format") != FORMAT or self.meta.get("version") != VERSION:
+            raise ShardError(f"{meta_path}: not a {FORMAT} v{VERSION} corpus; {again}")
+        self.dtype = np.dtype(self.meta["dtype"])
+        index_path = self.directory / "index.npy"
+        try:
+            self.index = np.load(index_path)
+        except (OSError, ValueError) as error:
+            raise ShardError(f"{index_path}: unreadable ({error}); {again}") from None
+        expected = sum(self.meta["sequences"].values())
+        if self.index.ndim != 2 or self.index.shape != (expected, 4):
+            raise ShardError(f"{index_path}: shape {self.index.shape}, meta.json says "
+                             f"{expected} sequences x 4; {again}")
+        self.shards: list[np.memmap] = []
+        for number, shard in enumerate(self.meta["shards"]):
+            path = self.directory / shard["file"]
+            size = path.stat().st_size if path.is_file() else None
+            want = shard["tokens"] * self.dtype.itemsize
+            if size != want:
+                found = "missing" if size is None else f"{size} bytes"
+                raise ShardError(f"{path}: {found}, the index expects {want} bytes (truncated, "
+                                 f"or from another preparation); {again}")
+            rows = self.index[self.index[:, 0] == number]
+            if len(rows) and int((rows[:, 1] + rows[:, 2]).max()) > shard["tokens"]:
+                raise ShardError(f"{path}: the index points past its end; {again}")
+            self.shards.append(np.memmap(path, dtype=self.dtype, mode="r") if want else
+                               np.zeros(0, dtype=self.dtype))
+        self.lengths = self.index[:, 2]
+        self.train_ids = np.flatnonzero(self.index[:, 3] == TRAIN)
+        self.eval_ids = np.flatnonzero(self.index[:, 3] == EVAL)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.meta["vocab_size"])
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes with every preparation: a checkpoint's data position refers to one."""
+        return str(self.meta["id"])
+
+    def tokens(self, sequence: int) -> torch.Tensor:
+        """One sequence's tokens as int64, read from its shard (only its pages are touched)."""
+        shard, offset, length, _ = (int(v) for v in self.index[sequence])
+        return torch.from_numpy(self.shards[shard][offset:offset + length].astype(np.int64))
