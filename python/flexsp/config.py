@@ -13,8 +13,9 @@ from flexsp.model import ModelConfig
 
 @dataclass
 class DataConfig:
-    source: str = "corpus"          # "corpus" (a text file) or "synthetic" (a length file)
-    path: str = "data/corpus/python-docstrings.txt"
+    source: str = "corpus"          # "tokens" (a prepared corpus), "corpus" (a text file, byte
+                                    # tokens) or "synthetic" (random tokens, a length file)
+    path: str = "data/corpus/python-docstrings.txt"  # the prepared directory, for "tokens"
     lengths: str | None = None      # length file, for source "synthetic"
     batch_sequences: int = 32
     max_seq_len: int = 1024
@@ -24,14 +25,21 @@ class DataConfig:
 class TrainConfig:
     steps: int = 100
     seed: int = 0
-    lr: float = 3e-3
+    lr: float = 3e-3                # peak learning rate, reached after warm-up
+    lr_min: float = 0.0             # the cosine schedule's last rate
+    lr_schedule: str = "constant"   # "constant" or "cosine" (decay to lr_min after warm-up)
+    warmup_steps: int = 0
     betas: tuple[float, float] = (0.9, 0.95)
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0       # on matrices only; never on norms and biases
     max_grad_norm: float | None = 1.0
     dtype: str = "float32"
     checkpoint_dir: str | None = None
     checkpoint_every: int = 0       # steps between checkpoints; 0: none
     collective_timeout_s: float = 300.0
+    eval_every: int = 0             # steps between evaluations on held-out sequences; 0: none
+    eval_sequences: int = 256       # held-out sequences per evaluation (source "tokens")
+    metrics_file: str | None = None  # rank 0 appends JSON lines (flexsp.plot draws them)
+    tensorboard_dir: str | None = None  # needs the tensorboard extra
 
 
 @dataclass

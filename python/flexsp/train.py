@@ -2,14 +2,14 @@
 
 Per step: batch t (a pure function of the seed and t) -> its plan (rank 0 asked the planner for
 it while batch t-1 trained; broadcast; validated on every rank, fallback if bad) -> rank 0 asks
-for batch t+1's plan -> train_step -> one log line. NCCL on GPUs, gloo on CPUs, same code.
+for batch t+1's plan -> the step's learning rate -> train_step -> metrics (progress line, JSON
+lines, TensorBoard) -> every N steps an evaluation and a checkpoint. NCCL on GPUs, gloo on CPUs.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import logging
 import os
 import sys
@@ -20,15 +20,19 @@ import torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 
 from flexsp.attention import kernel_for
-from flexsp.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from flexsp.checkpoint import (check_data_state, latest_checkpoint, load_checkpoint,
+                               save_checkpoint)
 from flexsp.config import Config, load_config
-from flexsp.data import CorpusDataset, SyntheticDataset, load_lengths
+from flexsp.data import CorpusDataset, SyntheticDataset, TokenDataset, load_lengths
 from flexsp.engine import train_step
+from flexsp.evaluate import evaluate
 from flexsp.export import export_hf
 from flexsp.groups import GroupPool
 from flexsp.metrics import linear_weights, peak_memory_gb, peak_tflops, throughput
+from flexsp.metrics_log import MetricsLog
 from flexsp.model import (ModelError, ModelShape, build_model as build_hf_model, check_max_degree,
                           check_routable, load_hf_config)
+from flexsp.optim import build_optimizer, lr_at, set_lr
 from flexsp.parallelize import (apply_activation_checkpointing, apply_fsdp, compute_dtype,
                                 mixed_precision_policy)
 from flexsp.plan import PlanError, load_cost_model, plan_shape
@@ -44,15 +48,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--strategy", help="override planner.strategy (flexsp, batch-ada, static:D, ...)")
     parser.add_argument("--checkpoint-dir", help="override train.checkpoint_dir")
     parser.add_argument("--checkpoint-every", type=int, help="override train.checkpoint_every")
+    parser.add_argument("--stop-after", type=int, metavar="STEP",
+                        help="stop after this step with a checkpoint, as a job with a time limit "
+                             "would; the learning-rate schedule still spans train.steps")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint in the checkpoint directory")
-    parser.add_argument("--log-json", help="rank 0 appends one JSON record per step to this file")
+    parser.add_argument("--metrics", "--log-json", dest="metrics_file",
+                        help="override train.metrics_file (rank 0 appends JSON lines)")
     parser.add_argument("--export", help="override parallel.export_dir (Hugging Face directory)")
     return parser.parse_args(argv)
 
 
-def build_dataset(config: Config, vocab_size: int) -> CorpusDataset | SyntheticDataset:
+Dataset = TokenDataset | CorpusDataset | SyntheticDataset
+
+
+def build_dataset(config: Config, vocab_size: int) -> Dataset:
     data = config.data
+    if data.source == "tokens":
+        dataset = TokenDataset(data.path, data.batch_sequences, config.train.seed)
+        if dataset.shards.vocab_size > vocab_size:
+            raise ValueError(f"{data.path}: its tokenizer has {dataset.shards.vocab_size} tokens, "
+                             f"more than the model's vocab_size {vocab_size}")
+        if max(dataset.shards.lengths, default=0) > data.max_seq_len:
+            raise ValueError(f"{data.path}: prepared with sequences up to "
+                             f"{dataset.shards.meta['max_seq_len']} tokens, over data.max_seq_len "
+                             f"{data.max_seq_len}; prepare it again with --max-seq-len")
+        return dataset
     if data.source == "corpus":
         return CorpusDataset(data.path, data.batch_sequences, data.max_seq_len, config.train.seed)
     if data.source == "synthetic":
@@ -60,7 +81,7 @@ def build_dataset(config: Config, vocab_size: int) -> CorpusDataset | SyntheticD
             raise ValueError("data.source 'synthetic' needs data.lengths (a length file)")
         return SyntheticDataset(load_lengths(data.lengths), data.batch_sequences,
                                 data.max_seq_len, vocab_size, config.train.seed)
-    raise ValueError(f"data.source must be 'corpus' or 'synthetic', not {data.source!r}")
+    raise ValueError(f"data.source must be 'tokens', 'corpus' or 'synthetic', not {data.source!r}")
 
 
 def startup_checks(config: Config, world_size: int) -> tuple[object, dict]:
@@ -99,15 +120,15 @@ def init_distributed(config: Config) -> tuple[int, int, torch.device]:
 def build_model(config: Config, world_size: int, device: torch.device
                 ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     """The model (seeded: identical initial parameters on every rank), activation checkpointing
-    if configured, FSDP2 over all ranks with the configured mixed precision, and AdamW."""
+    if configured, FSDP2 over all ranks with the configured mixed precision, and AdamW (flexsp/optim.py)."""
     model = build_hf_model(config.model, load_hf_config(config.model),
                            getattr(torch, config.train.dtype), config.train.seed)
     if config.parallel.activation_checkpointing:
         apply_activation_checkpointing(model)
     apply_fsdp(model, init_device_mesh(device.type, (world_size,)),
                mixed_precision_policy(config.parallel.mixed_precision))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr,
-                                  betas=config.train.betas, weight_decay=config.train.weight_decay)
+    optimizer = build_optimizer(model, config.train.lr, config.train.betas,
+                                config.train.weight_decay)
     return model, optimizer
 
 
@@ -139,7 +160,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         config = load_config(args.config)
     except (ValueError, OSError) as error:
         raise SystemExit(f"flexsp.train: {error}") from None
-    for key in ("steps", "checkpoint_dir", "checkpoint_every"):
+    for key in ("steps", "checkpoint_dir", "checkpoint_every", "metrics_file"):
         if getattr(args, key) is not None:
             setattr(config.train, key, getattr(args, key))
     if args.strategy is not None:
@@ -156,7 +177,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     pool = GroupPool(world_size, rank, cost_model["max_degree"])
     pool_ms = (time.perf_counter() - t0) * 1e3
     dataset = build_dataset(config, hf_config.vocab_size)
-    start_step = resume(config, model, optimizer) if args.resume else 0
+    data_state = data_position(config, dataset)
+    start_step = resume(config, model, optimizer, data_state) if args.resume else 0
+    eval_batches = (dataset.eval_batches(config.train.eval_sequences)
+                    if config.train.eval_every > 0 and isinstance(dataset, TokenDataset) else [])
 
     plan_source = None
     if rank == 0:
@@ -172,33 +196,51 @@ def main(argv: list[str] | None = None) -> list[dict]:
                  "unknown" if peak is None else f"{peak:g}")
 
     records = []
-    steps = config.train.steps
-    for step in range(start_step, steps):
+    train = config.train
+    steps = train.steps
+    last = min(steps, args.stop_after or steps)
+    metrics = MetricsLog(train.metrics_file, train.tensorboard_dir, steps, start_step) \
+        if rank == 0 else None
+    for step in range(start_step, last):
         t_start = time.perf_counter()
         batch = dataset.batch(step)
         next_lengths = dataset.batch(step + 1).lengths if rank == 0 and step + 1 < steps else None
         plan, source = next_plan(plan_source, step, batch.lengths, next_lengths, cost_model,
                                  world_size)
         t_plan = time.perf_counter()
+        lr = lr_at(step, train.lr, train.lr_min, train.warmup_steps, steps, train.lr_schedule)
+        set_lr(optimizer, lr)
         loss, result = train_step(model, optimizer, plan, batch, pool, rank, world_size, device,
                                   config.train.max_grad_norm)
         if device.type == "cuda":
             torch.cuda.synchronize()
         step_ms = (time.perf_counter() - t_start) * 1e3
-        records.append(step_record(step, loss, batch.lengths, plan, source, step_ms,
+        records.append(step_record(step, loss, lr, batch.lengths, plan, source, step_ms,
                                    (t_plan - t_start) * 1e3, result.timings_ms["dispatch"]))
         records[-1].update(throughput(shape, weights, batch.lengths, step_ms, world_size, peak),
                            peak_memory_gb=peak_memory_gb(device))
         if rank == 0:
-            log_step(records[-1], steps, args.log_json)
-        every = config.train.checkpoint_every
-        if config.train.checkpoint_dir and every > 0 and ((step + 1) % every == 0 or step + 1 == steps):
-            save_checkpoint(config.train.checkpoint_dir, step + 1, model, optimizer)
+            metrics.train(records[-1])
+        if eval_batches and due(step, train.eval_every, steps):
+            records[-1]["eval_loss"] = evaluate(model, eval_batches, cost_model, pool, rank,
+                                                world_size, device)
+            if rank == 0:
+                metrics.eval(step + 1, records[-1]["eval_loss"],
+                             sum(len(b.lengths) for b in eval_batches))
+        if train.checkpoint_dir and (due(step, train.checkpoint_every, steps) or step + 1 == last):
+            seen = (step + 1) * config.data.batch_sequences
+            save_checkpoint(train.checkpoint_dir, step + 1, model, optimizer,
+                            {**data_state, "sequences_seen": seen})
 
-    if rank == 0 and records:
-        summarize(records)
+    if rank == 0:
+        metrics.close()
+        if records:
+            summarize(records)
     if config.parallel.export_dir:
-        path = export_hf(model, config.parallel.export_dir, config.model.hf)
+        # The tokenizer files come with the model: its own directory's, else the corpus's.
+        tokenizer = config.model.hf or (dataset.shards.meta["tokenizer"]
+                                        if isinstance(dataset, TokenDataset) else None)
+        path = export_hf(model, config.parallel.export_dir, tokenizer)
         if path is not None:
             log.info("exported the model to %s (Hugging Face format)", path)
     if plan_source is not None:
@@ -207,44 +249,46 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return records
 
 
-def resume(config: Config, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+def due(step: int, every: int, steps: int) -> bool:
+    """Whether something done every `every` steps (0: never) is due after 0-based `step`."""
+    return every > 0 and ((step + 1) % every == 0 or step + 1 == steps)
+
+
+def data_position(config: Config, dataset: Dataset) -> dict:
+    """What the data stream depends on, kept with each checkpoint and checked on resume."""
+    corpus = (dataset.shards.fingerprint if isinstance(dataset, TokenDataset)
+              else f"{config.data.source}:{config.data.path or config.data.lengths}")
+    return {"corpus": corpus, "seed": config.train.seed,
+            "batch_sequences": config.data.batch_sequences}
+
+
+def resume(config: Config, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+           data_state: dict) -> int:
     if config.train.checkpoint_dir is None:
         raise SystemExit("--resume needs a checkpoint directory")
     path = latest_checkpoint(config.train.checkpoint_dir)
     if path is None:
         raise SystemExit(f"--resume: no checkpoint in {config.train.checkpoint_dir}")
+    try:
+        check_data_state(path, data_state)
+    except ValueError as error:
+        raise SystemExit(f"--resume: {error}") from None
     steps_done = load_checkpoint(path, model, optimizer)
     log.info("resumed from %s (%d steps done)", path, steps_done)
     return steps_done
 
 
-def step_record(step: int, loss: float, lengths: list[int], plan: dict, source: str,
+def step_record(step: int, loss: float, lr: float, lengths: list[int], plan: dict, source: str,
                 step_ms: float, plan_wait_ms: float, dispatch_ms: float) -> dict:
     """What one step did and where its time went. Outside compute = waiting for the plan
     (planner, broadcast, validation) + dispatch (packing, slicing, group lookup)."""
     tokens = sum(lengths)
     return {
-        "step": step + 1, "loss": loss, "tokens": tokens,
+        "step": step + 1, "loss": loss, "lr": lr, "sequences": len(lengths), "tokens": tokens,
         "plan": plan_shape(plan), "source": source, "est_step_ms": plan["est_step_ms"],
         "step_ms": step_ms, "plan_wait_ms": plan_wait_ms, "dispatch_ms": dispatch_ms,
         "outside_compute": (plan_wait_ms + dispatch_ms) / step_ms,
     }
-
-
-def log_step(record: dict, steps: int, log_json: str | None) -> None:
-    mfu = "" if record["mfu"] is None else f" | MFU {100 * record['mfu']:.1f}%"
-    memory = "" if record["peak_memory_gb"] is None else \
-        f" | peak mem {max(record['peak_memory_gb']):.2f} GB"
-    print(f"step {record['step']:4d}/{steps} | loss {record['loss']:7.4f}"
-          f" | {record['tokens_per_s']:8.0f} tok/s ({record['tokens_per_s_per_rank']:.0f}/rank,"
-          f" {record['tflops_per_rank']:.3g} TFLOP/s/rank{mfu}{memory}) | plan {record['plan']}"
-          f" ({record['source'].split(':')[0]}) | est {record['est_step_ms']:7.1f} ms"
-          f" | step {record['step_ms']:7.1f} ms | outside compute"
-          f" {100 * record['outside_compute']:4.1f}% (plan wait {record['plan_wait_ms']:.1f} ms,"
-          f" dispatch {record['dispatch_ms']:.1f} ms)", flush=True)
-    if log_json:
-        with open(log_json, "a") as f:
-            f.write(json.dumps(record) + "\n")
 
 
 def summarize(records: list[dict]) -> None:
