@@ -4,6 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FLEXSP := .build/release/flexsp
 DATA := data/lengths
+# The demo's training data: the bundled corpus prepared with the shipped tokenizer (generated,
+# not committed; about a second).
+DEMO_DATA := out/data/python-docstrings
 
 .PHONY: demo test system-deps build build-debug venv test-swift test-python bench clean
 
@@ -25,12 +28,18 @@ test-python: venv build
 
 test: test-swift test-python
 
-demo: build venv
+$(DEMO_DATA)/meta.json: data/corpus/python-docstrings.txt data/tokenizer/tokenizer.json | venv
+	$(PY) -m flexsp.data prepare --tokenizer data/tokenizer \
+	  --input data/corpus/python-docstrings.txt --out $(DEMO_DATA) --overwrite --quiet
+
+demo: build venv $(DEMO_DATA)/meta.json
 	$(FLEXSP) compare --model gpt-7b --cluster a100-40g-8x8 --max-context 384K \
 	  --lengths $(DATA)/wikipedia-sample.txt --batch-size 512 --steps 10 \
 	  --strategies flexsp,milp,batch-ada,static,megatron-dcp --milp-time-limit 5
-	FLEXSP_BIN=$(abspath $(FLEXSP)) $(VENV)/bin/torchrun --standalone --nproc-per-node 4 \
-	  -m flexsp.train --config configs/tiny-cpu.yaml --steps 30
+	rm -rf out/demo
+	FLEXSP_BIN=$(abspath $(FLEXSP)) OMP_NUM_THREADS=1 $(VENV)/bin/torchrun --standalone \
+	  --nproc-per-node 4 -m flexsp.train --config configs/demo-cpu.yaml
+	$(PY) -m flexsp.plot out/demo/metrics.jsonl --out out/demo/run.svg
 
 # The benchmarks (a package of their own under benchmarks/, never built by `make test`): regenerates
 # benchmarks/REPORT.md and benchmarks/charts/. About 20-30 min on 2 cores; BENCH_FLAGS=--quick: 2-3 min.
