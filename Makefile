@@ -40,6 +40,7 @@ demo: build venv $(DEMO_DATA)/meta.json
 	FLEXSP_BIN=$(abspath $(FLEXSP)) OMP_NUM_THREADS=1 $(VENV)/bin/torchrun --standalone \
 	  --nproc-per-node 4 -m flexsp.train --config configs/demo-cpu.yaml
 	$(PY) -m flexsp.plot out/demo/metrics.jsonl --out out/demo/run.svg
+	$(PY) scripts/demo-generate.py out/demo/model "Return the number of"
 
 # The benchmarks (a package of their own under benchmarks/, never built by `make test`): regenerates
 # benchmarks/REPORT.md and benchmarks/charts/. About 20-30 min on 2 cores; BENCH_FLAGS=--quick: 2-3 min.

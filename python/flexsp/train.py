@@ -63,6 +63,15 @@ Dataset = TokenDataset | CorpusDataset | SyntheticDataset
 
 
 def build_dataset(config: Config, vocab_size: int) -> Dataset:
+    """The configured data source, before any collective: a bad corpus (a truncated shard, a
+    batch larger than the corpus, ...) stops every rank alike with the one-line reason."""
+    try:
+        return _dataset(config, vocab_size)
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"flexsp.train: {error}") from None
+
+
+def _dataset(config: Config, vocab_size: int) -> Dataset:
     data = config.data
     if data.source == "tokens":
         dataset = TokenDataset(data.path, data.batch_sequences, config.train.seed)
@@ -74,6 +83,9 @@ def build_dataset(config: Config, vocab_size: int) -> Dataset:
                              f"{dataset.shards.meta['max_seq_len']} tokens, over data.max_seq_len "
                              f"{data.max_seq_len}; prepare it again with --max-seq-len")
         return dataset
+    if config.train.eval_every > 0:
+        log.warning("train.eval_every needs held-out sequences, which only data.source 'tokens' "
+                    "has (prepare the corpus with python -m flexsp.data prepare); no evaluation")
     if data.source == "corpus":
         return CorpusDataset(data.path, data.batch_sequences, data.max_seq_len, config.train.seed)
     if data.source == "synthetic":
@@ -168,6 +180,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.export is not None:
         config.parallel.export_dir = args.export
     hf_config, cost_model = startup_checks(config, int(os.environ.get("WORLD_SIZE", "1")))
+    dataset = build_dataset(config, hf_config.vocab_size)
     rank, world_size, device = init_distributed(config)
     model, optimizer = build_model(config, world_size, device)
     shape, weights = ModelShape.of(hf_config), linear_weights(model)
@@ -176,7 +189,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     t0 = time.perf_counter()
     pool = GroupPool(world_size, rank, cost_model["max_degree"])
     pool_ms = (time.perf_counter() - t0) * 1e3
-    dataset = build_dataset(config, hf_config.vocab_size)
     data_state = data_position(config, dataset)
     start_step = resume(config, model, optimizer, data_state) if args.resume else 0
     eval_batches = (dataset.eval_batches(config.train.eval_sequences)

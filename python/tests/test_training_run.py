@@ -3,6 +3,7 @@ metrics, and a resume that reproduces the uninterrupted run's losses under the p
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ from flexsp.checkpoint import check_data_state
 from flexsp.metrics_log import MetricsLog
 from flexsp.optim import lr_at, param_groups
 from flexsp.planner_client import find_planner_binary
-from test_train import run_train
+from dist_harness import run_world
+from test_train import run_train, train_expecting_exit
 
 
 def test_warmup_then_cosine_to_lr_min():
@@ -111,3 +113,13 @@ def test_a_resumed_run_reproduces_the_uninterrupted_run_under_planner_plans(tmp_
     assert json.loads((Path(checkpoints) / "step-000004" / "data.json").read_text())[
         "sequences_seen"] == 64
     assert whole[-1]["loss"] < whole[0]["loss"]
+
+
+def test_a_bad_corpus_stops_every_rank_before_any_collective(tmp_path, prepared_corpus):
+    config = write_config(tmp_path, prepared_corpus, 2)
+    config.write_text(config.read_text().replace("batch_sequences: 16", "batch_sequences: 5000"))
+    messages = run_world(2, train_expecting_exit, ["--config", str(config)], init=False)
+    assert len(messages) == 2 and all(re.fullmatch(
+        rf"flexsp.train: {prepared_corpus}: a batch of 5000 sequences, but the corpus has only "
+        r"\d+ training sequences; lower data.batch_sequences or prepare more documents", m)
+        for m in messages)
