@@ -132,7 +132,7 @@ def init_distributed(config: Config) -> tuple[int, int, torch.device]:
 def build_model(config: Config, world_size: int, device: torch.device
                 ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     """The model (seeded: identical initial parameters on every rank), activation checkpointing
-    if configured, FSDP2 over all ranks with the configured mixed precision, and AdamW (flexsp/optim.py)."""
+    if configured, FSDP2 over all ranks with the configured mixed precision, and AdamW."""
     model = build_hf_model(config.model, load_hf_config(config.model),
                            getattr(torch, config.train.dtype), config.train.seed)
     if config.parallel.activation_checkpointing:
