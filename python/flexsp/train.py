@@ -26,7 +26,7 @@ from flexsp.data import CorpusDataset, SyntheticDataset, load_lengths
 from flexsp.engine import train_step
 from flexsp.export import export_hf
 from flexsp.groups import GroupPool
-from flexsp.metrics import linear_weights, peak_memory_gb, peak_tflops, throughput
+from flexsp.metrics import StepMeter, linear_weights, peak_tflops
 from flexsp.model import (ModelError, ModelShape, build_model as build_hf_model, check_max_degree,
                           check_routable, load_hf_config)
 from flexsp.parallelize import (apply_activation_checkpointing, apply_fsdp, compute_dtype,
@@ -149,9 +149,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     hf_config, cost_model = startup_checks(config, int(os.environ.get("WORLD_SIZE", "1")))
     rank, world_size, device = init_distributed(config)
     model, optimizer = build_model(config, world_size, device)
-    shape, weights = ModelShape.of(hf_config), linear_weights(model)
     dtype = compute_dtype(config.parallel.mixed_precision, getattr(torch, config.train.dtype))
-    peak = peak_tflops(device, dtype, config.parallel.peak_tflops)
+    meter = StepMeter(ModelShape.of(hf_config), linear_weights(model), world_size, device,
+                      peak_tflops(device, dtype, config.parallel.peak_tflops))
     t0 = time.perf_counter()
     pool = GroupPool(world_size, rank, cost_model["max_degree"])
     pool_ms = (time.perf_counter() - t0) * 1e3
@@ -167,9 +167,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                  "%d parameters", world_size, dist.get_backend(), len(pool), pool_ms,
                  sum(p.numel() for p in model.parameters()))
         log.info("model %s, compute in %s (mixed precision %s), attention kernel: %s; "
-                 "peak %s TFLOP/s per rank", shape.model_type, str(dtype).removeprefix("torch."),
-                 config.parallel.mixed_precision, kernel_for(device, dtype),
-                 "unknown" if peak is None else f"{peak:g}")
+                 "peak %s TFLOP/s per rank", hf_config.model_type, str(dtype).removeprefix("torch."),
+                 config.parallel.mixed_precision, kernel_for(device, dtype), meter.peak or "unknown")
 
     records = []
     steps = config.train.steps
@@ -187,8 +186,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         step_ms = (time.perf_counter() - t_start) * 1e3
         records.append(step_record(step, loss, batch.lengths, plan, source, step_ms,
                                    (t_plan - t_start) * 1e3, result.timings_ms["dispatch"]))
-        records[-1].update(throughput(shape, weights, batch.lengths, step_ms, world_size, peak),
-                           peak_memory_gb=peak_memory_gb(device))
+        records[-1].update(meter.figures(batch.lengths, step_ms))
         if rank == 0:
             log_step(records[-1], steps, args.log_json)
         every = config.train.checkpoint_every
