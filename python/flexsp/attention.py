@@ -215,6 +215,11 @@ def hf_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor
                          "model's forward call (see flexsp.model.forward_logits)")
     if query.shape[0] != 1:
         raise ValueError(f"flexsp attention takes one packed stream (batch 1), not {query.shape[0]}")
+    if attention_mask is not None:
+        # transformers builds no mask for an implementation without a mask function; a model
+        # that makes its own (image tokens, bidirectional blocks) wants attention we do not do.
+        raise ValueError(f"flexsp attention does not implement custom attention masks "
+                         f"({type(module).__name__} passed one)")
     if dropout:
         raise ValueError(f"flexsp attention does not implement attention dropout ({dropout})")
     if softcap is not None or s_aux is not None:

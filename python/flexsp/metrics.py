@@ -11,6 +11,8 @@ activation checkpointing is not counted, as MFU is defined):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from flexsp.model import ModelShape
@@ -76,3 +78,20 @@ def peak_memory_gb(device: torch.device) -> list[float] | None:
     every = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
     dist.all_gather(every, mine)
     return [round(float(t.item()), 3) for t in every]
+
+
+@dataclass(frozen=True)
+class StepMeter:
+    """What a job's step figures depend on, fixed at start-up."""
+
+    shape: ModelShape
+    linear_weight_count: int
+    world_size: int
+    device: torch.device
+    peak: float | None  # TFLOP/s per rank, None if unknown
+
+    def figures(self, lengths: list[int], step_ms: float) -> dict:
+        """Throughput and (on CUDA) every rank's peak memory; a collective on CUDA."""
+        return {**throughput(self.shape, self.linear_weight_count, lengths, step_ms,
+                             self.world_size, self.peak),
+                "peak_memory_gb": peak_memory_gb(self.device)}

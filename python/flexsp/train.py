@@ -28,7 +28,7 @@ from flexsp.engine import train_step
 from flexsp.evaluate import evaluate
 from flexsp.export import export_hf
 from flexsp.groups import GroupPool
-from flexsp.metrics import linear_weights, peak_memory_gb, peak_tflops, throughput
+from flexsp.metrics import StepMeter, linear_weights, peak_tflops
 from flexsp.metrics_log import MetricsLog
 from flexsp.model import (ModelError, ModelShape, build_model as build_hf_model, check_max_degree,
                           check_routable, load_hf_config)
@@ -183,9 +183,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     dataset = build_dataset(config, hf_config.vocab_size)
     rank, world_size, device = init_distributed(config)
     model, optimizer = build_model(config, world_size, device)
-    shape, weights = ModelShape.of(hf_config), linear_weights(model)
     dtype = compute_dtype(config.parallel.mixed_precision, getattr(torch, config.train.dtype))
-    peak = peak_tflops(device, dtype, config.parallel.peak_tflops)
+    meter = StepMeter(ModelShape.of(hf_config), linear_weights(model), world_size, device,
+                      peak_tflops(device, dtype, config.parallel.peak_tflops))
     t0 = time.perf_counter()
     pool = GroupPool(world_size, rank, cost_model["max_degree"])
     pool_ms = (time.perf_counter() - t0) * 1e3
@@ -203,9 +203,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                  "%d parameters", world_size, dist.get_backend(), len(pool), pool_ms,
                  sum(p.numel() for p in model.parameters()))
         log.info("model %s, compute in %s (mixed precision %s), attention kernel: %s; "
-                 "peak %s TFLOP/s per rank", shape.model_type, str(dtype).removeprefix("torch."),
-                 config.parallel.mixed_precision, kernel_for(device, dtype),
-                 "unknown" if peak is None else f"{peak:g}")
+                 "peak %s TFLOP/s per rank", hf_config.model_type, str(dtype).removeprefix("torch."),
+                 config.parallel.mixed_precision, kernel_for(device, dtype), meter.peak or "unknown")
 
     records = []
     train = config.train
@@ -229,8 +228,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         step_ms = (time.perf_counter() - t_start) * 1e3
         records.append(step_record(step, loss, lr, batch.lengths, plan, source, step_ms,
                                    (t_plan - t_start) * 1e3, result.timings_ms["dispatch"]))
-        records[-1].update(throughput(shape, weights, batch.lengths, step_ms, world_size, peak),
-                           peak_memory_gb=peak_memory_gb(device))
+        records[-1].update(meter.figures(batch.lengths, step_ms))
         if rank == 0:
             metrics.train(records[-1])
         if eval_batches and due(step, train.eval_every, steps):

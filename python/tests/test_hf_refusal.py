@@ -113,3 +113,25 @@ def test_every_rank_of_a_real_launch_refuses_and_exits_non_zero(tmp_path):
     message = ("flexsp.train: the cost model allows degree up to 2, but llama's 3 KV heads "
                "neither divide by degree 2 nor divide it")
     assert sum(line.startswith(message) for line in result.stderr.splitlines()) == 2, result.stderr
+
+
+def test_attention_refuses_what_it_does_not_implement():
+    import torch
+    from flexsp.attention import PackedContext, hf_attention
+    q = torch.zeros(1, 8, 10, 4)
+    k = v = torch.zeros(1, 2, 10, 4)
+    ctx = PackedContext(None, 1, [0, 4, 10])
+    out, weights = hf_attention(torch.nn.Identity(), q, k, v, None, flexsp_context=ctx)
+    assert out.shape == (1, 10, 8, 4) and weights is None
+    for kwargs, message in [
+            ({}, "needs flexsp_context"),
+            ({"flexsp_context": ctx, "sliding_window": 5}, "a sequence of 6 tokens exceeds the window of 5"),
+            ({"flexsp_context": ctx, "softcap": 30.0}, "soft-capping"),
+            ({"flexsp_context": ctx, "dropout": 0.1}, "attention dropout")]:
+        with pytest.raises(ValueError, match=message):
+            hf_attention(torch.nn.Identity(), q, k, v, None, **kwargs)
+    with pytest.raises(ValueError, match="custom attention masks"):
+        hf_attention(torch.nn.Identity(), q, k, v, torch.zeros(1, 1, 10, 10), flexsp_context=ctx)
+    # A window no sequence reaches changes nothing.
+    assert hf_attention(torch.nn.Identity(), q, k, v, None, flexsp_context=ctx,
+                        sliding_window=6)[0].shape == (1, 10, 8, 4)

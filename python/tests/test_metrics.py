@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import tiny_model
-from flexsp.metrics import linear_weights, peak_tflops, step_flops, throughput
+from flexsp.metrics import StepMeter, linear_weights, peak_tflops, step_flops, throughput
 from flexsp.model import ModelShape
 
 SHAPE = ModelShape("llama", heads=8, kv_heads=2, head_dim=4, hidden=32, layers=2, vocab_size=256)
@@ -35,3 +35,10 @@ def test_throughput_and_mfu():
 def test_peak_is_the_configured_value_or_unknown_on_cpu():
     assert peak_tflops(torch.device("cpu"), torch.bfloat16, 1.5) == 1.5
     assert peak_tflops(torch.device("cpu"), torch.bfloat16, None) is None
+
+
+def test_the_step_meter_on_cpu_has_no_memory_figure():
+    meter = StepMeter(SHAPE, 1000, 4, torch.device("cpu"), None)
+    figures = meter.figures([100, 200], 500.0)
+    assert figures["peak_memory_gb"] is None and figures["mfu"] is None
+    assert figures["tokens_per_s_per_rank"] == 150.0
