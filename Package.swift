@@ -20,10 +20,18 @@ let package = Package(
             pkgConfig: "cbc",
             providers: [.apt(["coinor-libcbc-dev"])]
         ),
+        // COIN-OR CLP's C API, for the thorough lower bound's linear programs (Debian:
+        // coinor-libclp-dev, which coinor-libcbc-dev already brings).
+        .systemLibrary(
+            name: "CClp",
+            path: "Sources/CClp",
+            pkgConfig: "clp",
+            providers: [.apt(["coinor-libclp-dev"])]
+        ),
         // Cost model, workloads, plans and the simulator: pure values, no I/O.
         .target(name: "FlexSPCore"),
         // Blaster, bucketing, our solver, the MILP reference and the baselines.
-        .target(name: "FlexSPPlanner", dependencies: ["FlexSPCore", "CCbc"]),
+        .target(name: "FlexSPPlanner", dependencies: ["FlexSPCore", "CCbc", "CClp"]),
         // Pictures of plans and comparisons as SVG strings: pure, no I/O.
         .target(name: "FlexSPRender", dependencies: ["FlexSPCore", "FlexSPPlanner"]),
         // The command line and the plan service: thin shells around the libraries.

@@ -3,22 +3,38 @@ import FlexSPCore
 /// A lower bound on the step time of every valid plan for a batch, computed from the batch
 /// alone (never from a plan), so a plan's gap to it bounds how far the plan is from optimal.
 ///
-/// Let `W` be the sum over sequences of the least GPU-time each can cost (`degree x time`,
-/// minimised over the degrees that hold it) and `M_min` the fewest micro-batches that hold the
-/// batch's tokens. In any micro-batch with makespan `C`, every group `p` has
-/// `C - beta1 >= sum over its sequences of time`; multiplying by `d_p` and summing over groups
-/// (whose degrees add to at most `N`) gives `N (C - beta1) >= W_mb`. Summing over the at least
-/// `M_min` micro-batches gives `step >= M_min beta1 + W / N`.
+///     let bound = LowerBound.stepTime(batch)                     // quick: O(K D)
+///     let strong = LowerBound.stepTime(batch, mode: .thorough)   // LPs, see `ThoroughBound`
+///
+/// The quick bound. Let `W` be the sum over sequences of the least GPU-time each can cost
+/// (`degree x time`, minimised over the degrees that hold it) and `Cap` the most tokens one
+/// micro-batch can hold (`microBatchTokenCapacity`). A plan with `M` micro-batches has
+/// `M >= M_min = ceil(tokens / Cap)`. In any micro-batch with makespan `C`, every group `p`
+/// has `C - beta1 >= sum over its sequences of time`; multiplying by `d_p` and summing over
+/// groups (whose degrees add to at most `N`) gives `N (C - beta1) >= W_mb`. Summing over the
+/// `M` micro-batches gives `step >= M beta1 + W / N`.
 ///
 /// The longest-running sequence `L` sharpens this: whatever degree `d` it runs at, its
 /// micro-batch lasts at least `beta1 + time(L, d)`, and it costs `d time(L, d)` GPU-time
-/// rather than its least. So
+/// rather than its least. So, for a plan with `M` micro-batches,
 ///
-///     step >= M_min beta1 + min over d holding L of max(time(L, d), (W - least(L) + d time(L, d)) / N)
+///     step >= quick(M) = M beta1 + min over d holding L of max(time(L, d), (W - least(L) + d time(L, d)) / N)
+///
+/// which grows with `M`, so `quick(M_min)` bounds every plan.
 ///
 /// - Complexity: O(K D) for K sequences and D degrees.
 public enum LowerBound {
-    public static func stepTime(_ batch: Batch) -> Double {
+    /// A lower bound on the optimal step time of `batch`; `.thorough` is never below `.quick`.
+    public static func stepTime(_ batch: Batch, mode: BoundMode = .quick) -> Double {
+        switch mode {
+        case .quick: quick(batch, microBatches: minimumMicroBatches(batch))
+        case .thorough: ThoroughBound(batch).stepTime()
+        }
+    }
+
+    /// `quick(M)` of the type's doc comment: a lower bound on every plan of exactly (or, since
+    /// it grows with `M`, at least) `microBatches` micro-batches.
+    static func quick(_ batch: Batch, microBatches: Int) -> Double {
         let model = batch.costModel
         let n = Double(model.worldSize)
         var work = 0.0
@@ -35,7 +51,42 @@ public enum LowerBound {
             let t = model.sequenceTime(length: longest, degree: d)
             busy = min(busy, max(t, (work - leastOfLongest + Double(d) * t) / n))
         }
-        let microBatches = Blaster.minimumMicroBatches(totalTokens: batch.totalTokens, costModel: model)
         return Double(microBatches) * model.beta1 + busy
+    }
+
+    /// The fewest micro-batches any valid plan of `batch` can have: `ceil(tokens / Cap)`.
+    static func minimumMicroBatches(_ batch: Batch) -> Int {
+        let capacity = microBatchTokenCapacity(batch.costModel)
+        let tokens = batch.lengths.reduce(0.0) { $0 + Double($1) }
+        return max(1, Int((tokens / capacity).rounded(.up)))
+    }
+
+    /// The most tokens one micro-batch can hold, over every way of cutting the GPUs into
+    /// groups: `max over degrees d of floor(N / d) x tokenCapacity(d)`.
+    ///
+    /// Groups of degrees `d_i` with `sum d_i <= N` hold at most
+    /// `sum tokenCapacity(d_i) = sum d_i (tokenCapacity(d_i) / d_i) <= N rho` tokens, where `rho`
+    /// is the best capacity per GPU over the degrees, reached at some `d*`; the integer total is
+    /// then at most `floor(N tokenCapacity(d*) / d*)`, which `floor(N / d*)` groups of `d*` reach
+    /// when `d*` divides `N`. Each group's capacity is rounded on its own
+    /// (`CostModel.tokenCapacity`), so small groups together may hold more than
+    /// `tokenCapacity(N)`: using the latter for `M_min` overstated the bound (issue 11, #13).
+    /// Returned as a `Double` so that no world size overflows.
+    public static func microBatchTokenCapacity(_ model: CostModel) -> Double {
+        var best = 0.0
+        for d in model.degrees {
+            let capacity = model.tokenCapacity(degree: d)
+            let groups = model.worldSize / d
+            let (exact, overflow) = groups.multipliedReportingOverflow(by: capacity)
+            if model.worldSize % d == 0, !overflow {
+                best = max(best, Double(exact))
+            } else {
+                // Rounding may put the quotient an ulp below an integer it equals; the factor
+                // lifts it back before the floor (an overestimate keeps the bound valid).
+                let quotient = Double(model.worldSize) * Double(capacity) / Double(d)
+                best = max(best, (quotient * (1 + 1e-12)).rounded(.down))
+            }
+        }
+        return best
     }
 }

@@ -14,11 +14,15 @@ public struct Planner: Sendable {
     /// For `static` without a degree: the longest sequence of the whole dataset, so that every
     /// batch uses the same degree. Nil: the batch's own longest.
     public var datasetLongest: Int?
+    /// Which lower bound plans state (`LowerBound`); its time counts in the plan's wall time.
+    public var bound: BoundMode
 
-    public init(milpTimeLimitSeconds: Double = 10, bucketCount: Int = Bucketing.defaultCount, datasetLongest: Int? = nil) {
+    public init(milpTimeLimitSeconds: Double = 10, bucketCount: Int = Bucketing.defaultCount, datasetLongest: Int? = nil,
+                bound: BoundMode = .quick) {
         self.milpTimeLimitSeconds = milpTimeLimitSeconds
         self.bucketCount = bucketCount
         self.datasetLongest = datasetLongest
+        self.bound = bound
     }
 
     /// The static degree `static` (without `:D`) resolves to for this batch.
@@ -52,7 +56,7 @@ public struct Planner: Sendable {
         case .megatronDCP:
             solution = try MegatronDCPSolver().solve(batch)
         }
-        let bound = LowerBound.stepTime(batch)
+        let bound = LowerBound.stepTime(batch, mode: self.bound)
         let wall = (clock.now - started).seconds * 1000
         return Plan(strategy: resolved.description, costModel: batch.costModel, sequences: batch.sequences,
                     assignment: solution.microBatches, lowerBoundMS: bound,

@@ -66,7 +66,7 @@ struct CompareCommand: ParsableCommand {
         if data.dropped > 0 {
             printError("\(data.source): dropped \(data.dropped) sequences longer than \(data.rule.maxLength) tokens")
         }
-        let planner = Planner(milpTimeLimitSeconds: milpTimeLimit, datasetLongest: data.lengths.max())
+        let planner = Planner(milpTimeLimitSeconds: milpTimeLimit, datasetLongest: data.lengths.max(), bound: costModel.bound)
         var list = try parsedStrategies()
         // Speedups are measured against `static`; plan it even when it is not asked for.
         let staticIndex = list.firstIndex { if case .staticDegree(nil) = $0 { true } else { false } }

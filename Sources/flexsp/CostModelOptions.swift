@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlexSPCore
+import FlexSPPlanner
 import Foundation
 
 /// Where the cost model comes from: a preset (model, cluster, context, world size) or a file.
@@ -18,6 +19,9 @@ struct CostModelOptions: ParsableArguments {
 
     @Option(name: .customLong("cost-model"), help: "A cost-model JSON document; replaces the preset flags.")
     var costModelFile: String?
+
+    @Option(help: "Lower bound plans state: quick (closed form) or thorough (linear programs: tighter, slower).")
+    var bound: BoundMode = .quick
 
     func validate() throws {
         guard ContextLength(maxContext) != nil else {
@@ -49,3 +53,5 @@ func readFile(_ path: String) throws -> Data {
         throw CLIError.unreadable(path: path, reason: reason)
     }
 }
+
+extension BoundMode: ExpressibleByArgument {}

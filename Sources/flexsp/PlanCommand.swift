@@ -42,7 +42,7 @@ struct PlanCommand: ParsableCommand {
         if data.dropped > 0 {
             printError("\(data.source): dropped \(data.dropped) sequences longer than \(data.rule.maxLength) tokens")
         }
-        let planner = Planner(milpTimeLimitSeconds: milpTimeLimit, datasetLongest: data.lengths.max())
+        let planner = Planner(milpTimeLimitSeconds: milpTimeLimit, datasetLongest: data.lengths.max(), bound: costModel.bound)
         let plan = try planner.plan(Batch(lengths: data.batch(step), costModel: model), strategy: Strategy(parsing: strategy))
         if json {
             FileHandle.standardOutput.write(plan.jsonData() + Data("\n".utf8))

@@ -32,7 +32,7 @@ struct ServeCommand: ParsableCommand {
     func run() throws {
         let service = PlanService(
             costModel: try costModel.resolve(), strategy: try Strategy(parsing: strategy),
-            planner: Planner(milpTimeLimitSeconds: milpTimeLimit))
+            planner: Planner(milpTimeLimitSeconds: milpTimeLimit, bound: costModel.bound))
         while let line = readLine(strippingNewline: true) {
             if line.allSatisfy(\.isWhitespace) { continue }
             FileHandle.standardOutput.write(service.respond(to: Data(line.utf8)) + Data("\n".utf8))
