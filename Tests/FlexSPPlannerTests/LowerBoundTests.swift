@@ -57,11 +57,11 @@ import Testing
             quickRatio.append(quick / optimum)
             thoroughRatio.append(thorough / optimum)
         }
-        // Measured when written: quick at 0.906 of the optimum on average, thorough at 0.962.
+        // Measured when written (1,500 seeds via BOUND_SEEDS): quick 0.979 of the optimum on average,
+        // thorough 0.980, none above it.
         let mean = { (x: [Double]) in x.reduce(0, +) / Double(x.count) }
-        print("bound/optimum over \(quickRatio.count): quick \(mean(quickRatio)) thorough \(mean(thoroughRatio)) worst thorough \(thoroughRatio.max()!) exact \(thoroughRatio.filter { $0 > 1 - 1e-6 }.count)")
         #expect(mean(thoroughRatio) >= mean(quickRatio))
-        #expect(mean(thoroughRatio) >= 0.9, "thorough bound mean ratio \(mean(thoroughRatio))")
+        #expect(mean(thoroughRatio) >= 0.95, "thorough bound mean ratio \(mean(thoroughRatio))")
     }
 
     /// Real batches of the bundled samples at 64 GPUs: the thorough bound stays below every
