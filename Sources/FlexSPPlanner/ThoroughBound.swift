@@ -144,9 +144,10 @@ private final class Program {
                 let column = add([(c, 1), (memRow(i), s), (timeRow(i), model.sequenceWork(length: cls.length, degree: d))], 0, 0)
                 gated.append((column, model.sequenceTime(length: cls.length, degree: d), count))
             }
-            let least = model.minimumWork(length: cls.length)!
-            let leastTime = model.minimumTime(length: cls.length)!
-            _ = add([(c, 1), (restMemRow, s), (restWorkRow, least), (restTimeRow(c), leastTime / count)], 0, m > 1 ? count : 0)
+            for d in degrees where model.fits(tokens: cls.length, degree: d) {
+                _ = add([(c, 1), (restMemRow, s), (restWorkRow, model.sequenceWork(length: cls.length, degree: d)),
+                         (restTimeRow(c), model.sequenceTime(length: cls.length, degree: d) / count)], 0, m > 1 ? count : 0)
+            }
         }
         for (i, d) in degrees.enumerated() {
             let column = add([(memRow(i), -Double(model.tokenCapacity(degree: d)) / Double(d)), (timeRow(i), -1), (gpuRow, 1)],
