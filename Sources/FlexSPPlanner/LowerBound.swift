@@ -8,7 +8,7 @@ import FlexSPCore
 ///
 /// The quick bound. Let `W` be the sum over sequences of the least GPU-time each can cost
 /// (`degree x time`, minimised over the degrees that hold it) and `Cap` the most tokens one
-/// micro-batch can hold (`microBatchTokenCapacity`). A plan with `M` micro-batches has
+/// micro-batch can hold (`GroupCapacity.microBatch`). A plan with `M` micro-batches has
 /// `M >= M_min = ceil(tokens / Cap)`. In any micro-batch with makespan `C`, every group `p`
 /// has `C - beta1 >= sum over its sequences of time`; multiplying by `d_p` and summing over
 /// groups (whose degrees add to at most `N`) gives `N (C - beta1) >= W_mb`. Summing over the
@@ -56,37 +56,11 @@ public enum LowerBound {
 
     /// The fewest micro-batches any valid plan of `batch` can have: `ceil(tokens / Cap)`.
     static func minimumMicroBatches(_ batch: Batch) -> Int {
-        let capacity = microBatchTokenCapacity(batch.costModel)
-        let tokens = batch.lengths.reduce(0.0) { $0 + Double($1) }
-        return max(1, Int((tokens / capacity).rounded(.up)))
+        minimumMicroBatches(batch, capacity: GroupCapacity(batch).microBatch)
     }
 
-    /// The most tokens one micro-batch can hold, over every way of cutting the GPUs into
-    /// groups: `max over degrees d of floor(N / d) x tokenCapacity(d)`.
-    ///
-    /// Groups of degrees `d_i` with `sum d_i <= N` hold at most
-    /// `sum tokenCapacity(d_i) = sum d_i (tokenCapacity(d_i) / d_i) <= N rho` tokens, where `rho`
-    /// is the best capacity per GPU over the degrees, reached at some `d*`; the integer total is
-    /// then at most `floor(N tokenCapacity(d*) / d*)`, which `floor(N / d*)` groups of `d*` reach
-    /// when `d*` divides `N`. Each group's capacity is rounded on its own
-    /// (`CostModel.tokenCapacity`), so small groups together may hold more than
-    /// `tokenCapacity(N)`: using the latter for `M_min` overstated the bound (issue 11, #13).
-    /// Returned as a `Double` so that no world size overflows.
-    public static func microBatchTokenCapacity(_ model: CostModel) -> Double {
-        var best = 0.0
-        for d in model.degrees {
-            let capacity = model.tokenCapacity(degree: d)
-            let groups = model.worldSize / d
-            let (exact, overflow) = groups.multipliedReportingOverflow(by: capacity)
-            if model.worldSize % d == 0, !overflow {
-                best = max(best, Double(exact))
-            } else {
-                // Rounding may put the quotient an ulp below an integer it equals; the factor
-                // lifts it back before the floor (an overestimate keeps the bound valid).
-                let quotient = Double(model.worldSize) * Double(capacity) / Double(d)
-                best = max(best, (quotient * (1 + 1e-12)).rounded(.down))
-            }
-        }
-        return best
+    static func minimumMicroBatches(_ batch: Batch, capacity: Double) -> Int {
+        let tokens = batch.lengths.reduce(0.0) { $0 + Double($1) }
+        return max(1, Int((tokens / capacity).rounded(.up)))
     }
 }

@@ -8,19 +8,21 @@ import FlexSPCore
 /// **The relaxation.** Fix the number of micro-batches `M` and let `mb1` be the micro-batch
 /// holding the longest sequence `L`, at degree `dL`, with makespan `beta1 + T1`; the other
 /// `M - 1` micro-batches have makespans `beta1 + T_j`. Every other sequence is a divisible
-/// fluid, grouped by length (class `k`: `n_k` sequences of length `s_k`).
+/// fluid, grouped by length (class `k`: `n_k` sequences of length `s_k`). `cap_d` is what a
+/// group of degree `d` can hold of this batch (`GroupCapacity`).
 /// - In `mb1`, groups of degree `d` form a pool of `g_d` GPUs (`sum g_d <= N`, `g_dL >= dL`).
 ///   Summing each group's memory and time limits over the pool's `g_d / d` groups: tokens
-///   `<= tokenCapacity(d) g_d / d` and GPU-time `sum_k d time(s_k, d) x_kd <= T1 g_d` (each group
-///   runs at most `T1` beyond `beta1`), with `L` counted in pool `dL`. A sequence never takes
-///   longer than its group, so class `k` may use pool `d` only if `time(s_k, d) <= T1`.
-/// - The other micro-batches together hold at most `(M - 1) Cap` tokens (`Cap` from
-///   `LowerBound.microBatchTokenCapacity`) and, as in the quick bound, `N sum_j T_j >=` their
-///   least GPU-time. A sequence of class `k` there makes one of them last at least its least
-///   time `tmin_k`, so `sum_j T_j >= tmin_k r_k / n_k` (true for `r_k = 0`, and for
-///   `1 <= r_k <= n_k`).
+///   `<= cap_d g_d / d` and GPU-time `sum_k d time(s_k, d) x_kd <= T1 g_d` (each group runs at
+///   most `T1` beyond `beta1`), with `L` counted in pool `dL`. A sequence never takes longer
+///   than its group, so class `k` may use pool `d` only if `time(s_k, d) <= T1`.
+/// - In the other micro-batches, `r_kd` sequences of class `k` run at degree `d`. Each fills
+///   `s_k d / cap_d` GPUs' worth of memory (their groups of degree `d` hold at most `cap_d`
+///   each), so these add to at most `(M - 1) N`; as in the quick bound, `N sum_j T_j` is at
+///   least their GPU-time `sum r_kd d time(s_k, d)`; and a sequence there makes its
+///   micro-batch last at least its time, so `sum_j T_j >= sum_d time(s_k, d) r_kd / n_k` (a
+///   weighted mean of times that occur, at most the largest).
 ///
-/// Every plan with `M` micro-batches gives a feasible point (its counts `x_kd`, `r_k` and pool
+/// Every plan with `M` micro-batches gives a feasible point (its counts `x_kd`, `r_kd` and pool
 /// sizes), so for its `T1` the step is at least `M beta1 + T1 + (M - 1) Tr*(T1)`, where `Tr*`
 /// is the LP's least mean `T_j`. Relaxing `T1` upward only loosens the LP, so `Tr*` does not
 /// grow with `T1`: over a cell `[a, b]` of `T1` the step is at least `M beta1 + a + (M - 1)
@@ -42,13 +44,16 @@ public struct ThoroughBound {
 
     private let model: CostModel
     private let capacity: Double
+    private let groupCapacity: [Int]
     private let classes: [(length: Int, count: Int)]
     private let longest: Int
 
     public init(_ batch: Batch) {
         self.batch = batch
         model = batch.costModel
-        capacity = LowerBound.microBatchTokenCapacity(model)
+        let capacities = GroupCapacity(batch)
+        capacity = capacities.microBatch
+        groupCapacity = capacities.group
         longest = batch.lengths[0]
         var classes: [(length: Int, count: Int)] = []
         for length in batch.lengths.dropFirst() {  // longest first, so equal lengths are adjacent
@@ -59,7 +64,7 @@ public struct ThoroughBound {
 
     /// The bound on the optimal step time (ms).
     public func stepTime() -> Double {
-        let first = LowerBound.minimumMicroBatches(batch)
+        let first = LowerBound.minimumMicroBatches(batch, capacity: capacity)
         var result = Double.infinity
         var m = first
         while m < first + 64 {
@@ -130,7 +135,7 @@ private final class Program {
             rowUpper[timeRow(i)] = -model.sequenceWork(length: bound.longestLength, degree: d)
         }
         rowUpper[gpuRow] = n
-        rowUpper[restMemRow] = rest * bound.tokenCapacity
+        rowUpper[restMemRow] = rest * n
         var columns: [[(row: Int, coefficient: Double)]] = []
         var lower: [Double] = [], upper: [Double] = [], objective: [Double] = []
         func add(_ entries: [(row: Int, coefficient: Double)], _ lo: Double, _ hi: Double, _ cost: Double = 0) -> Int {
@@ -144,13 +149,14 @@ private final class Program {
                 let column = add([(c, 1), (memRow(i), s), (timeRow(i), model.sequenceWork(length: cls.length, degree: d))], 0, 0)
                 gated.append((column, model.sequenceTime(length: cls.length, degree: d), count))
             }
-            for d in degrees where model.fits(tokens: cls.length, degree: d) {
-                _ = add([(c, 1), (restMemRow, s), (restWorkRow, model.sequenceWork(length: cls.length, degree: d)),
+            for (i, d) in degrees.enumerated() where model.fits(tokens: cls.length, degree: d) {
+                let gpus = s * Double(d) / Double(bound.groupCapacities[i])  // GPUs' worth of memory
+                _ = add([(c, 1), (restMemRow, gpus), (restWorkRow, model.sequenceWork(length: cls.length, degree: d)),
                          (restTimeRow(c), model.sequenceTime(length: cls.length, degree: d) / count)], 0, m > 1 ? count : 0)
             }
         }
         for (i, d) in degrees.enumerated() {
-            let column = add([(memRow(i), -Double(model.tokenCapacity(degree: d)) / Double(d)), (timeRow(i), -1), (gpuRow, 1)],
+            let column = add([(memRow(i), -Double(bound.groupCapacities[i]) / Double(d)), (timeRow(i), -1), (gpuRow, 1)],
                              d == dL ? Double(d) : 0, n)
             timeEntries.append((timeRow(i), column))
         }
@@ -216,4 +222,5 @@ extension ThoroughBound {
     fileprivate var classesForProgram: [(length: Int, count: Int)] { classes }
     fileprivate var longestLength: Int { longest }
     fileprivate var tokenCapacity: Double { capacity }
+    fileprivate var groupCapacities: [Int] { groupCapacity }
 }
