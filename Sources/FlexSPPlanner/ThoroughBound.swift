@@ -30,8 +30,10 @@ import FlexSPCore
 /// and over `dL`, refined where it matters; a cell whose LP CLP cannot settle counts as
 /// `M beta1 + a` (`Tr* >= 0`). For each `M` the bound is the larger of this and `quick(M)`;
 /// the step bound is the least over `M >= M_min`, stopping once `quick(M)`, which grows with
-/// `M`, reaches it (the beta1 argument). LP values are shaded by a relative 1e-6 so that the
-/// solver's tolerances cannot lift the bound above a true optimum.
+/// `M`, reaches it (the beta1 argument). Against the solver's tolerances, every capacity of the
+/// LP is loosened by a relative 1e-7 (so that a plan exactly at a limit stays strictly inside
+/// and CLP cannot call its cell infeasible) and LP values are shaded by a relative 1e-6. More
+/// than 4,096 distinct lengths fall back to the quick bound rather than grow the LP.
 ///
 /// - Complexity: one LP of about `K D` columns and `K + 2D` rows per evaluated `T1`; a few
 ///   dozen evaluations per pair `(M, dL)`.
@@ -44,9 +46,9 @@ public struct ThoroughBound {
 
     private let model: CostModel
     private let capacity: Double
-    private let groupCapacity: [Int]
-    private let classes: [(length: Int, count: Int)]
-    private let longest: Int
+    fileprivate let groupCapacity: [Int]
+    fileprivate let classes: [(length: Int, count: Int)]
+    fileprivate let longest: Int
 
     public init(_ batch: Batch) {
         self.batch = batch
@@ -64,6 +66,7 @@ public struct ThoroughBound {
 
     /// The bound on the optimal step time (ms).
     public func stepTime() -> Double {
+        guard classes.count <= 4096 else { return LowerBound.stepTime(batch, mode: .quick) }
         let first = LowerBound.minimumMicroBatches(batch, capacity: capacity)
         var result = Double.infinity
         var m = first
@@ -94,6 +97,9 @@ public struct ThoroughBound {
 }
 
 /// The LP of `ThoroughBound` for one `(M, dL)`, re-solved for each `T1`.
+/// `1 + 1e-7`: the loosening of the LP's capacities (see `ThoroughBound`).
+private let loose = 1 + 1e-7
+
 private final class Program {
     let m: Int
     let lp: LinearProgram
@@ -110,7 +116,7 @@ private final class Program {
         model = bound.batch.costModel
         tolerance = bound.tolerance
         evaluations = bound.evaluationsPerDegree
-        let classes = bound.classesForProgram
+        let classes = bound.classes
         let degrees = model.degrees
         let n = Double(model.worldSize)
         let rest = Double(m - 1)
@@ -125,17 +131,17 @@ private final class Program {
         let rowCount = gpuRow + 3 + k
         var rowLower = [Double](repeating: -.infinity, count: rowCount)
         var rowUpper = [Double](repeating: 0, count: rowCount)
-        let longest = Double(bound.longestLength)
+        let longest = Double(bound.longest)
         for (c, cls) in classes.enumerated() {
             rowLower[c] = Double(cls.count)
             rowUpper[c] = Double(cls.count)
         }
         for (i, d) in degrees.enumerated() where d == dL {
             rowUpper[memRow(i)] = -longest
-            rowUpper[timeRow(i)] = -model.sequenceWork(length: bound.longestLength, degree: d)
+            rowUpper[timeRow(i)] = -model.sequenceWork(length: bound.longest, degree: d)
         }
-        rowUpper[gpuRow] = n
-        rowUpper[restMemRow] = rest * n
+        rowUpper[gpuRow] = n * loose
+        rowUpper[restMemRow] = rest * n * loose
         var columns: [[(row: Int, coefficient: Double)]] = []
         var lower: [Double] = [], upper: [Double] = [], objective: [Double] = []
         func add(_ entries: [(row: Int, coefficient: Double)], _ lo: Double, _ hi: Double, _ cost: Double = 0) -> Int {
@@ -150,14 +156,14 @@ private final class Program {
                 gated.append((column, model.sequenceTime(length: cls.length, degree: d), count))
             }
             for (i, d) in degrees.enumerated() where model.fits(tokens: cls.length, degree: d) {
-                let gpus = s * Double(d) / Double(bound.groupCapacities[i])  // GPUs' worth of memory
+                let gpus = s * Double(d) / (Double(bound.groupCapacity[i]) * loose)  // GPUs' worth of memory
                 _ = add([(c, 1), (restMemRow, gpus), (restWorkRow, model.sequenceWork(length: cls.length, degree: d)),
                          (restTimeRow(c), model.sequenceTime(length: cls.length, degree: d) / count)], 0, m > 1 ? count : 0)
             }
         }
         for (i, d) in degrees.enumerated() {
-            let column = add([(memRow(i), -Double(bound.groupCapacities[i]) / Double(d)), (timeRow(i), -1), (gpuRow, 1)],
-                             d == dL ? Double(d) : 0, n)
+            let column = add([(memRow(i), -Double(bound.groupCapacity[i]) * loose / Double(d)), (timeRow(i), -1), (gpuRow, 1)],
+                             d == dL ? Double(d) / loose : 0, n)
             timeEntries.append((timeRow(i), column))
         }
         var meanRest: [(row: Int, coefficient: Double)] = [(restWorkRow, -rest * n)]
@@ -171,8 +177,8 @@ private final class Program {
     /// relaxation attains it; nil when the LP is proven infeasible. When CLP settles nothing
     /// the estimate is 0 (`Tr* >= 0` always holds), not attained.
     func restTime(_ t1: Double) -> (value: Double, attained: Bool)? {
-        for entry in timeEntries { lp.setCoefficient(row: entry.row, column: entry.column, -t1) }
-        for gate in gated { lp.setColumnUpper(gate.column, gate.time <= t1 ? gate.count : 0) }
+        for entry in timeEntries { lp.setCoefficient(row: entry.row, column: entry.column, -t1 * loose) }
+        for gate in gated { lp.setColumnUpper(gate.column, gate.time <= t1 * loose ? gate.count : 0) }
         switch lp.solve() {
         case .optimal(let value): return (max(0, value * (1 - 1e-6) - 1e-9), true)
         case .infeasible: return nil
@@ -216,11 +222,4 @@ private final class Program {
         }
         return cells.reduce(end) { min($0, $1.low) }
     }
-}
-
-extension ThoroughBound {
-    fileprivate var classesForProgram: [(length: Int, count: Int)] { classes }
-    fileprivate var longestLength: Int { longest }
-    fileprivate var tokenCapacity: Double { capacity }
-    fileprivate var groupCapacities: [Int] { groupCapacity }
 }
