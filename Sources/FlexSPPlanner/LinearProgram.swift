@@ -5,11 +5,14 @@ import CClp
 /// column bounds.
 final class LinearProgram {
     private let handle: UnsafeMutableRawPointer
+    /// Column upper bounds as last set, handed to CLP whole before each solve.
+    private var columnUpper: [Double]
 
     /// Columns are given as sparse lists of `(row, coefficient)`.
     init(rowLower: [Double], rowUpper: [Double], columnLower: [Double], columnUpper: [Double],
          objective: [Double], columns: [[(row: Int, coefficient: Double)]]) {
         handle = Clp_newModel()!
+        self.columnUpper = columnUpper
         Clp_setLogLevel(handle, 0)
         var starts: [CoinBigIndex] = [0]
         var rows: [Int32] = []
@@ -32,11 +35,7 @@ final class LinearProgram {
     }
 
     func setColumnUpper(_ column: Int, _ value: Double) {
-        Clp_columnUpper(handle)[column] = value
-    }
-
-    func setRowUpper(_ row: Int, _ value: Double) {
-        Clp_rowUpper(handle)[row] = value
+        columnUpper[column] = value
     }
 
     /// What a solve proved.
@@ -49,6 +48,7 @@ final class LinearProgram {
 
     /// Re-solves from the last basis (dual simplex), falling back to a fresh solve.
     func solve() -> Outcome {
+        Clp_chgColumnUpper(handle, columnUpper)
         _ = Clp_dual(handle, 0)
         if Clp_isProvenOptimal(handle) == 0, Clp_isProvenPrimalInfeasible(handle) == 0 {
             _ = Clp_initialSolve(handle)

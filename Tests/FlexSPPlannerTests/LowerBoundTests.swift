@@ -26,6 +26,21 @@ import Testing
         }
     }
 
+    /// The LP wrapper re-solves after coefficient and bound changes (the warm path the
+    /// thorough bound takes) and reports infeasibility as such.
+    @Test func linearProgramResolvesAfterChanges() {
+        // min x + y  s.t.  x + 2y >= 4,  0 <= x, y <= 3
+        let lp = LinearProgram(rowLower: [4], rowUpper: [.infinity], columnLower: [0, 0], columnUpper: [3, 3],
+                               objective: [1, 1], columns: [[(0, 1)], [(0, 2)]])
+        guard case .optimal(let first) = lp.solve() else { Issue.record("not solved"); return }
+        #expect(abs(first - 2) < 1e-9)
+        lp.setCoefficient(row: 0, column: 1, 1)  // x + y >= 4
+        guard case .optimal(let second) = lp.solve() else { Issue.record("not re-solved"); return }
+        #expect(abs(second - 4) < 1e-9)
+        lp.setColumnUpper(1, 0.5)  // x <= 3 cannot make up the rest
+        guard case .infeasible = lp.solve() else { Issue.record("infeasibility not proven"); return }
+    }
+
     /// A group holds only sums of the batch's lengths: padded to multiples of 2,048, a GPU that
     /// fits 6,828 tokens holds 6,144 of them.
     @Test func capacityCountsOnlySumsOfTheBatchsLengths() throws {
