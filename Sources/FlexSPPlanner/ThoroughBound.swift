@@ -49,6 +49,8 @@ public struct ThoroughBound {
     fileprivate let groupCapacity: [Int]
     fileprivate let classes: [(length: Int, count: Int)]
     fileprivate let longest: Int
+    /// `W`: the least GPU-time of all sequences.
+    private let work: Double
 
     public init(_ batch: Batch) {
         self.batch = batch
@@ -57,6 +59,7 @@ public struct ThoroughBound {
         capacity = capacities.microBatch
         groupCapacity = capacities.group
         longest = batch.lengths[0]
+        work = batch.lengths.reduce(0.0) { $0 + batch.costModel.minimumWork(length: $1)! }
         var classes: [(length: Int, count: Int)] = []
         for length in batch.lengths.dropFirst() {  // longest first, so equal lengths are adjacent
             if classes.last?.length == length { classes[classes.count - 1].count += 1 } else { classes.append((length, 1)) }
@@ -86,11 +89,20 @@ public struct ThoroughBound {
         let fixed = Double(m) * model.beta1
         var upper = stopAbove  // the least relaxed step value found: an upper end for the search
         var bound = Double.infinity
-        for d in model.degrees where model.fits(tokens: longest, degree: d) {
+        // Per degree of L, the quick argument's floor: `max(time(L, d), (W - least(L) + d
+        // time(L, d)) / N)`. Searching the most promising degrees first lowers `upper` early,
+        // and a degree whose floor is already above it needs no LP.
+        let n = Double(model.worldSize)
+        let others = work - model.minimumWork(length: longest)!
+        let floors = model.degrees.filter { model.fits(tokens: longest, degree: $0) }.map { d in
             let start = model.sequenceTime(length: longest, degree: d)
-            if fixed + start >= min(upper, bound) { bound = min(bound, fixed + start); continue }
-            let program = Program(bound: self, microBatches: m, longestDegree: d)
-            bound = min(bound, fixed + program.search(from: start, fixed: fixed, upper: &upper))
+            return (degree: d, start: start, floor: fixed + max(start, (others + Double(d) * start) / n))
+        }.sorted { $0.floor < $1.floor }
+        for entry in floors {
+            if entry.floor >= min(upper, bound) { bound = min(bound, entry.floor); continue }
+            let program = Program(bound: self, microBatches: m, longestDegree: entry.degree)
+            let searched = fixed + program.search(from: entry.start, fixed: fixed, upper: &upper)
+            bound = min(bound, max(entry.floor, searched))
         }
         return bound
     }
