@@ -108,10 +108,10 @@ public struct ThoroughBound {
     }
 }
 
-/// The LP of `ThoroughBound` for one `(M, dL)`, re-solved for each `T1`.
 /// `1 + 1e-7`: the loosening of the LP's capacities (see `ThoroughBound`).
 private let loose = 1 + 1e-7
 
+/// The LP of `ThoroughBound` for one `(M, dL)`, re-solved for each `T1`.
 private final class Program {
     let m: Int
     let lp: LinearProgram
