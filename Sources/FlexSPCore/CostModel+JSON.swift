@@ -31,15 +31,7 @@ extension CostModel: Codable {
         alpha2 = try c.decode(Double.self, forKey: .alpha2)
         beta1 = try c.decode(Double.self, forKey: .beta1)
         a2aMBPerToken = try c.decode(Double.self, forKey: .a2aMBPerToken)
-        let bandwidths = try c.decode([String: Double].self, forKey: .a2aBandwidthGBps)
-        var parsed: [Int: Double] = [:]
-        for (key, value) in bandwidths {
-            guard let degree = Int(key) else {
-                throw CostModelError.invalidField("a2a_bandwidth_gbps", "key '\(key)' is not an integer degree")
-            }
-            parsed[degree] = value
-        }
-        a2aBandwidthGBps = parsed
+        a2aBandwidthGBps = try Self.degreeMap(c.decode([String: Double].self, forKey: .a2aBandwidthGBps))
         maxDegree = try c.decode(Int.self, forKey: .maxDegree)
     }
 
@@ -65,6 +57,10 @@ extension CostModel: Codable {
     ///
     /// - Throws: `CostModelError` naming the field at fault.
     public init(json data: Data) throws(CostModelError) {
+        guard data.count <= Limits.maxDocumentBytes else {
+            throw .malformed("the document has \(data.count) bytes, more than the limit of \(Limits.maxDocumentBytes)")
+        }
+        do { try StrictJSON.check(data) } catch { throw .malformed("\(error)") }
         do {
             self = try JSONDecoder().decode(CostModel.self, from: data)
         } catch let error as CostModelError {
@@ -72,9 +68,30 @@ extension CostModel: Codable {
         } catch let error as DecodingError {
             throw CostModelError.describing(error)
         } catch {
-            throw .malformed("\(error)")
+            throw .malformed("the document could not be decoded")
         }
         try validate()
+    }
+
+    /// Bandwidth keys are decimal degrees (an optional sign, then digits: "2", "+2", "02"); two
+    /// keys naming the same degree are refused, so which one counts never depends on order.
+    static func degreeMap(_ keyed: [String: Double]) throws(CostModelError) -> [Int: Double] {
+        var parsed: [Int: Double] = [:]
+        var spelled: [Int: String] = [:]
+        for key in keyed.keys.sorted() {
+            let body = key.hasPrefix("+") || key.hasPrefix("-") ? key.dropFirst() : Substring(key)
+            guard !body.isEmpty, body.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                  let degree = Int(key) else {
+                throw CostModelError.invalidField("a2a_bandwidth_gbps", "key \(key.quotedForMessage()) is not an integer degree")
+            }
+            if let other = spelled[degree] {
+                throw CostModelError.invalidField(
+                    "a2a_bandwidth_gbps", "keys \(other.quotedForMessage()) and \(key.quotedForMessage()) both name degree \(degree)")
+            }
+            spelled[degree] = key
+            parsed[degree] = keyed[key]
+        }
+        return parsed
     }
 
     /// The document as pretty-printed JSON with sorted keys.
@@ -87,15 +104,45 @@ extension CostModel: Codable {
 extension CostModelError {
     /// Turns a decoder's error into one that names the field at fault.
     static func describing(_ error: DecodingError) -> CostModelError {
-        func path(_ context: DecodingError.Context) -> String {
-            context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+        let (field, why) = DecodingFault.describe(error)
+        return field.isEmpty ? .malformed(why) : .invalidField(field, why)
+    }
+}
+
+/// Plain words for a decoder's error: the dotted path of the field and what is wrong with it.
+enum DecodingFault {
+    static func path(_ keys: [any CodingKey]) -> String {
+        keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue.quotedForMessage(limit: 40).dropFirst().dropLast())" }.joined()
+            .trimmingCharacters(in: CharacterSet(charactersIn: "."))
+    }
+
+    static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type: "an integer"
+        case is Double.Type: "a number"
+        case is String.Type: "a string"
+        case is Bool.Type: "true or false"
+        default:
+            "\(type)".hasPrefix("Array") ? "a list" : "\(type)".hasPrefix("Dictionary") ? "an object" : "an object of the contract's form"
         }
+    }
+
+    static func describe(_ error: DecodingError) -> (field: String, why: String) {
         switch error {
-        case .keyNotFound(let key, _): return .invalidField(key.stringValue, "is missing")
-        case .typeMismatch(let type, let context): return .invalidField(path(context), "should be of type \(type)")
-        case .valueNotFound(let type, let context): return .invalidField(path(context), "should be a \(type), found null")
-        case .dataCorrupted(let context): return .malformed(context.debugDescription)
-        @unknown default: return .malformed("\(error)")
+        case .keyNotFound(let key, let context): return (path(context.codingPath + [key]), "is missing")
+        case .typeMismatch(let type, let context):
+            if context.codingPath.isEmpty { return ("", "the document must be a JSON object") }
+            return (path(context.codingPath), "should be \(typeName(type))")
+        case .valueNotFound(let type, let context): return (path(context.codingPath), "should be \(typeName(type)), found null")
+        case .dataCorrupted(let context):
+            let field = path(context.codingPath)
+            // Foundation's words for a number that is not an Int: "Parsed JSON number <64.5> does not fit in Int."
+            if context.debugDescription.contains("does not fit") {
+                let number = context.debugDescription.split(separator: "<").dropFirst().first?.split(separator: ">").first
+                return (field, "should be an integer in range, got \(number.map(String.init) ?? "another number")")
+            }
+            return (field, field.isEmpty ? "the document is not JSON of the contract's form" : "has a value of the wrong form")
+        @unknown default: return ("", "the document could not be decoded")
         }
     }
 }

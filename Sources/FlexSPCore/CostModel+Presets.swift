@@ -18,8 +18,8 @@ extension CostModel {
         let model = try ModelPreset.named(modelName)
         let cluster = try ClusterPreset.named(clusterName)
         let n = worldSize ?? cluster.worldSize
-        guard n >= 1, n & (n - 1) == 0 else {
-            throw .unsupportedSetting("world size must be a power of two, got \(n)")
+        guard (1 ... Limits.maxWorldSize).contains(n), n & (n - 1) == 0 else {
+            throw .unsupportedSetting("world size must be a power of two between 1 and \(Limits.maxWorldSize), got \(n)")
         }
         guard n <= cluster.gpusPerNode || n % cluster.gpusPerNode == 0 else {
             throw .unsupportedSetting("world size \(n) is not a whole number of \(cluster.gpusPerNode)-GPU nodes")
@@ -29,13 +29,20 @@ extension CostModel {
         // Like the reference code, a billion parameters count as 1024 MB per byte.
         let modelStates = billions * 1024 * 16 / Double(n)
         let suffix = n == cluster.worldSize ? "" : "x\(n)"
-        return CostModel(
+        guard modelStates < cluster.memoryBudgetMB else {
+            throw .unsupportedSetting(String(
+                format: "%@ at max context %@ needs %.0f MB per GPU for model states on %d GPUs, over the %.0f MB budget of %@; use more GPUs",
+                model.name, ContextLength(tokens: maxContext).description, modelStates, n, cluster.memoryBudgetMB, cluster.name))
+        }
+        let costModel = CostModel(
             name: "\(model.name)@\(cluster.name)\(suffix)", worldSize: n, gpusPerNode: min(cluster.gpusPerNode, n),
             memoryBudgetMB: cluster.memoryBudgetMB, modelStatesMB: modelStates,
             activationMBPerToken: model.activationMBPerToken,
             alpha1: model.alpha1, alpha2: model.alpha2, beta1: model.beta1,
             a2aMBPerToken: model.a2aMBPerToken, a2aBandwidthGBps: cluster.bandwidths(worldSize: n),
             maxDegree: min(model.maxDegree, n))
+        try costModel.validate()
+        return costModel
     }
 }
 
@@ -45,7 +52,8 @@ public struct ContextLength: Hashable, Sendable, CustomStringConvertible {
 
     public init(tokens: Int) { self.tokens = tokens }
 
-    /// Parses `384K` (x1024), `1M` (x1024^2) or a plain integer; nil for anything else.
+    /// Parses `384K` (x1024), `1M` (x1024^2) or a plain integer up to `Limits.maxSequenceLength`;
+    /// nil for anything else.
     public init?(_ text: String) {
         let trimmed = text.trimmingCharacters(in: .whitespaces).uppercased()
         var digits = Substring(trimmed)
@@ -53,7 +61,9 @@ public struct ContextLength: Hashable, Sendable, CustomStringConvertible {
         if digits.hasSuffix("K") { scale = 1024; digits = digits.dropLast() }
         else if digits.hasSuffix("M") { scale = 1024 * 1024; digits = digits.dropLast() }
         guard let value = Int(digits), value > 0 else { return nil }
-        tokens = value * scale
+        let (product, overflow) = value.multipliedReportingOverflow(by: scale)
+        guard !overflow, product <= Limits.maxSequenceLength else { return nil }
+        tokens = product
     }
 
     public var description: String {

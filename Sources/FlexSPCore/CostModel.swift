@@ -71,8 +71,10 @@ extension CostModel {
     /// The most tokens a group of `degree` GPUs can hold within the memory budget.
     public func tokenCapacity(degree: Int) -> Int {
         // The epsilon keeps a capacity that is an exact integer in real arithmetic from
-        // rounding down one token.
-        Int((tokensPerGPU * Double(degree)).nextUp + 1e-9)
+        // rounding down one token; the clamp keeps huge budgets from overflowing the conversion.
+        let tokens = (tokensPerGPU * Double(degree)).nextUp + 1e-9
+        guard tokens < Double(Limits.maxTokenCapacity) else { return Limits.maxTokenCapacity }
+        return tokens >= 0 ? Int(tokens) : 0
     }
 
     /// The time one sequence of `length` tokens adds to a group of `degree`, excluding `beta1`.
@@ -145,10 +147,17 @@ extension CostModel {
         func nonNegative(_ value: Double, _ field: String) throws(CostModelError) {
             guard value.isFinite, value >= 0 else { throw .invalidField(field, "must be zero or positive, got \(value)") }
         }
-        guard worldSize >= 1 else { throw .invalidField("world_size", "must be at least 1, got \(worldSize)") }
-        guard gpusPerNode >= 1 else { throw .invalidField("gpus_per_node", "must be at least 1, got \(gpusPerNode)") }
-        guard maxDegree >= 1, maxDegree & (maxDegree - 1) == 0 else {
-            throw .invalidField("max_degree", "must be a power of two, got \(maxDegree)")
+        guard name.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }), name.count <= 200 else {
+            throw .invalidField("name", "must be at most 200 characters without control characters, got \(name.quotedForMessage())")
+        }
+        guard (1 ... Limits.maxWorldSize).contains(worldSize) else {
+            throw .invalidField("world_size", "must be between 1 and \(Limits.maxWorldSize), got \(worldSize)")
+        }
+        guard (1 ... worldSize).contains(gpusPerNode) else {
+            throw .invalidField("gpus_per_node", "must be between 1 and world_size (\(worldSize)), got \(gpusPerNode)")
+        }
+        guard (1 ... Limits.maxWorldSize).contains(maxDegree), maxDegree & (maxDegree - 1) == 0 else {
+            throw .invalidField("max_degree", "must be a power of two between 1 and \(Limits.maxWorldSize), got \(maxDegree)")
         }
         try positive(memoryBudgetMB, "memory_budget_mb")
         try nonNegative(modelStatesMB, "model_states_mb")
@@ -160,7 +169,10 @@ extension CostModel {
         guard modelStatesMB < memoryBudgetMB else {
             throw .invalidField("model_states_mb", "model states (\(modelStatesMB) MB) leave no room in the \(memoryBudgetMB) MB budget")
         }
-        for (degree, gbps) in a2aBandwidthGBps {
+        guard alpha1 > 0 || alpha2 > 0 || beta1 > 0 else {
+            throw .invalidField("alpha1_ms", "alpha1_ms, alpha2_ms and beta1_ms are all zero: every plan would take no time")
+        }
+        for (degree, gbps) in a2aBandwidthGBps.sorted(by: { $0.key < $1.key }) {
             guard degree >= 2, degree & (degree - 1) == 0 else {
                 throw .invalidField("a2a_bandwidth_gbps", "key \(degree) is not a power of two of at least 2")
             }

@@ -90,7 +90,7 @@ extension ModelPreset {
         guard let first = table.first, let last = table.last,
               maxContext >= first.context, maxContext <= last.context else {
             throw .unsupportedSetting(
-                "model \(name) has parameter counts for max contexts \(table.first!.context) to \(table.last!.context) tokens, not \(maxContext)")
+                "model \(name) has parameter counts for max contexts \(table.first?.context ?? 0) to \(table.last?.context ?? 0) tokens, not \(maxContext)")
         }
         for (a, b) in zip(table, table.dropFirst()) where maxContext <= b.context {
             let t = Double(maxContext - a.context) / Double(b.context - a.context)

@@ -43,6 +43,10 @@ extension Plan: Codable {
     /// Reads a plan document; the error names the field at fault. Rules are checked separately
     /// by `Simulator.violations(in:)`.
     public init(json data: Data) throws(PlanDecodingError) {
+        guard data.count <= Limits.maxDocumentBytes else {
+            throw .malformed("the document has \(data.count) bytes, more than the limit of \(Limits.maxDocumentBytes)")
+        }
+        do { try StrictJSON.check(data) } catch { throw .malformed("\(error)") }
         do {
             self = try JSONDecoder().decode(Plan.self, from: data)
         } catch let error as PlanDecodingError {
@@ -52,7 +56,7 @@ extension Plan: Codable {
         } catch let error as DecodingError {
             throw .describing(error)
         } catch {
-            throw .malformed("\(error)")
+            throw .malformed("the document could not be decoded")
         }
         do { try costModel.validate() } catch { throw .costModel(error) }
     }
@@ -67,30 +71,23 @@ extension Plan: Codable {
 public enum PlanDecodingError: Error, Equatable, CustomStringConvertible {
     case unsupportedVersion(Int)
     case missingField(String)
-    case wrongType(field: String, expected: String)
+    case invalidField(field: String, why: String)
     case malformed(String)
     case costModel(CostModelError)
 
     static func describing(_ error: DecodingError) -> PlanDecodingError {
-        func path(_ context: DecodingError.Context, _ key: CodingKey? = nil) -> String {
-            let keys = context.codingPath + (key.map { [$0] } ?? [])
-            return keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-                .trimmingCharacters(in: CharacterSet(charactersIn: "."))
+        if case .keyNotFound(let key, let context) = error {
+            return .missingField(DecodingFault.path(context.codingPath + [key]))
         }
-        switch error {
-        case .keyNotFound(let key, let context): return .missingField(path(context, key))
-        case .typeMismatch(let type, let context): return .wrongType(field: path(context), expected: "\(type)")
-        case .valueNotFound(let type, let context): return .wrongType(field: path(context), expected: "\(type)")
-        case .dataCorrupted(let context): return .malformed(context.debugDescription)
-        @unknown default: return .malformed("\(error)")
-        }
+        let (field, why) = DecodingFault.describe(error)
+        return field.isEmpty ? .malformed(why) : .invalidField(field: field, why: why)
     }
 
     public var description: String {
         switch self {
         case .unsupportedVersion(let v): "plan version \(v) is not supported (this build reads version \(Plan.schemaVersion))"
         case .missingField(let field): "plan field '\(field)' is missing"
-        case .wrongType(let field, let expected): "plan field '\(field)' should be of type \(expected)"
+        case .invalidField(let field, let why): "plan field '\(field)' \(why)"
         case .malformed(let why): "plan is not valid JSON: \(why)"
         case .costModel(let error): "plan's cost_model: \(error)"
         }

@@ -33,11 +33,18 @@ public enum Simulator {
         if plan.worldSize != model.worldSize {
             found.append(.worldSizeMismatch(plan: plan.worldSize, costModel: model.worldSize))
         }
+        if plan.sequences.isEmpty { found.append(.noSequences) }
+        for (field, value) in [("lower_bound_ms", plan.lowerBoundMS), ("solver.wall_ms", plan.solver.wallMS)]
+        where !(value.isFinite && value >= 0) {
+            found.append(.negativeNumber(field: field, value: value))
+        }
         var lengthOf: [Int: Int] = [:]
         for s in plan.sequences {
             if lengthOf[s.id] != nil { found.append(.duplicateSequenceID(s.id)) }
             if s.length <= 0 { found.append(.nonPositiveLength(id: s.id, length: s.length)) }
-            lengthOf[s.id] = s.length
+            if s.length > Limits.maxSequenceLength { found.append(.lengthTooLarge(id: s.id, length: s.length)) }
+            // Lengths past the limit are left out of the sums below, so they cannot overflow.
+            lengthOf[s.id] = min(s.length, Limits.maxSequenceLength)
         }
         var placedIn: [Int: GroupLocation] = [:]
         var stepTime = 0.0
@@ -51,7 +58,8 @@ public enum Simulator {
                     found.append(.badDegree(at, degree: d, maxDegree: min(model.maxDegree, plan.worldSize)))
                     continue
                 }
-                if group.firstRank < 0 || group.firstRank % d != 0 || group.firstRank + d > plan.worldSize {
+                let (lastStart, overflow) = plan.worldSize.subtractingReportingOverflow(d)
+                if group.firstRank < 0 || group.firstRank % d != 0 || overflow || group.firstRank > lastStart {
                     found.append(.misalignedGroup(at, firstRank: group.firstRank, degree: d, worldSize: plan.worldSize))
                 }
                 if group.sequenceIDs.isEmpty { found.append(.emptyGroup(at)) }
@@ -65,7 +73,9 @@ public enum Simulator {
                     }
                     lengths.append(length)
                 }
-                let tokens = lengths.reduce(0, +)
+                // At most Limits.maxSequences x Limits.maxSequenceLength per sequence: no overflow
+                // below 2^63 for any plan that names fewer than 2^23 sequences per group.
+                let tokens = lengths.reduce(0) { $0.addingReportingOverflow($1).overflow ? .max : $0 + $1 }
                 if tokens != group.tokens { found.append(.tokenCountMismatch(at, stated: group.tokens, actual: tokens)) }
                 let memory = model.groupMemoryMB(tokens: tokens, degree: d)
                 if !model.fits(tokens: tokens, degree: d) {
@@ -102,8 +112,9 @@ public enum Simulator {
         var reach = -1, owner = -1
         for i in order {
             if groups[i].firstRank < reach { pairs.append((min(owner, i), max(owner, i))) }
-            if groups[i].firstRank + groups[i].degree > reach {
-                reach = groups[i].firstRank + groups[i].degree
+            let (end, overflow) = groups[i].firstRank.addingReportingOverflow(groups[i].degree)
+            if overflow || end > reach {
+                reach = overflow ? .max : end
                 owner = i
             }
         }
@@ -132,6 +143,9 @@ public enum PlanViolation: Hashable, Sendable, CustomStringConvertible {
     }
 
     case worldSizeMismatch(plan: Int, costModel: Int)
+    case noSequences
+    case negativeNumber(field: String, value: Double)
+    case lengthTooLarge(id: Int, length: Int)
     case duplicateSequenceID(Int)
     case nonPositiveLength(id: Int, length: Int)
     case emptyMicroBatch(microBatch: Int)
@@ -152,6 +166,12 @@ public enum PlanViolation: Hashable, Sendable, CustomStringConvertible {
         switch self {
         case .worldSizeMismatch(let plan, let model):
             return "world_size is \(plan) but the cost model is for \(model) GPUs"
+        case .noSequences:
+            return "sequences is empty: a plan must train at least one sequence"
+        case .negativeNumber(let field, let value):
+            return "\(field) is \(value); it must be a finite number of zero or more"
+        case .lengthTooLarge(let id, let length):
+            return "sequences: id \(id) has length \(length), over the limit of \(Limits.maxSequenceLength) tokens"
         case .duplicateSequenceID(let id):
             return "sequences: id \(id) appears more than once"
         case .nonPositiveLength(let id, let length):
@@ -161,7 +181,8 @@ public enum PlanViolation: Hashable, Sendable, CustomStringConvertible {
         case .badDegree(let at, let degree, let maxDegree):
             return "\(at): degree \(degree) is not a power of two between 1 and \(maxDegree)"
         case .misalignedGroup(let at, let firstRank, let degree, let worldSize):
-            return "\(at): ranks [\(firstRank), \(firstRank + degree)) must lie in [0, \(worldSize)) and start at a multiple of the degree \(degree)"
+            let end = firstRank.addingReportingOverflow(degree)
+            return "\(at): ranks [\(firstRank), \(end.overflow ? "overflow" : String(end.partialValue))) must lie in [0, \(worldSize)) and start at a multiple of the degree \(degree)"
         case .emptyGroup(let at):
             return "\(at) holds no sequences"
         case .unknownSequence(let at, let id):

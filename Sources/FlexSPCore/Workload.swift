@@ -21,6 +21,7 @@ public struct Workload: Sendable {
         /// The reference's rule: pad to a multiple of 2 x world size (so every Ulysses degree
         /// divides it), drop lengths above max context - 2 x world size.
         public static func reference(maxContext: Int, worldSize: Int) -> Rule {
+            // Both are checked elsewhere (Limits), so neither product overflows.
             Rule(padMultiple: 2 * worldSize, maxLength: maxContext - 2 * worldSize)
         }
     }
@@ -55,8 +56,9 @@ public struct Workload: Sendable {
 
     /// Checks that `count` batches starting at `first` exist.
     public func requireBatches(_ count: Int, from first: Int = 0) throws(WorkloadError) {
-        guard first + count <= batchCount else {
-            throw .notEnoughBatches(source: source, requested: first + count, available: batchCount, batchSize: batchSize, dropped: dropped)
+        let (end, overflow) = first.addingReportingOverflow(count)
+        guard first >= 0, count >= 0, !overflow, end <= batchCount else {
+            throw .notEnoughBatches(source: source, requested: overflow ? .max : end, available: batchCount, batchSize: batchSize, dropped: dropped)
         }
     }
 }

@@ -10,16 +10,28 @@ public struct Batch: Sendable {
     public let lengths: [Int]
 
     /// - Throws: `PlanningError.sequenceTooLong` naming the first sequence no group can hold,
-    ///   `.nonPositiveLength`, or `.emptyBatch`.
+    ///   `.nonPositiveLength`, `.lengthTooLarge`, `.tooManySequences` (over
+    ///   `Limits.maxSequences`) or `.emptyBatch`.
     public init(sequences: [Plan.Sequence], costModel: CostModel) throws(PlanningError) {
         guard !sequences.isEmpty else { throw .emptyBatch }
-        let largest = costModel.degrees.last!
+        guard sequences.count <= Limits.maxSequences else { throw .tooManySequences(sequences.count) }
+        let largest = costModel.degrees.last ?? 1
         let capacity = costModel.tokenCapacity(degree: largest)
         if let empty = sequences.first(where: { $0.length <= 0 }) {
             throw .nonPositiveLength(id: empty.id, length: empty.length)
         }
+        if let huge = sequences.first(where: { $0.length > Limits.maxSequenceLength }) {
+            throw .lengthTooLarge(id: huge.id, length: huge.length)
+        }
         if let tooLong = sequences.first(where: { $0.length > capacity }) {
             throw .sequenceTooLong(id: tooLong.id, length: tooLong.length, capacity: capacity, degree: largest)
+        }
+        // A conservative bound on any sum of times a solver forms: every sequence at its
+        // slowest degree, every group's overhead, once per sequence.
+        let longest = sequences.map(\.length).max() ?? 0
+        let slowest = costModel.degrees.map { costModel.sequenceTime(length: longest, degree: $0) }.max() ?? 0
+        guard (Double(sequences.count) * (costModel.beta1 + slowest) * Double(sequences.count)).isFinite else {
+            throw .estimateOverflow
         }
         let sorted = sequences.sorted { ($0.length, -$0.id) > ($1.length, -$1.id) }
         self.costModel = costModel

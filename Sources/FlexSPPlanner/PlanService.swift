@@ -22,16 +22,22 @@ public struct PlanService: Sendable {
 
     /// The reply to one request line: a plan document with the request's id, or an error.
     public func respond(to line: Data) -> Data {
-        let object: Any
-        do {
-            object = try JSONSerialization.jsonObject(with: line, options: [.fragmentsAllowed])
-        } catch {
-            return reply(id: nil, error: "request is not valid JSON: \(error.localizedDescription)")
+        guard line.count <= Limits.maxDocumentBytes else {
+            return reply(id: nil, error: "request has \(line.count) bytes, more than the limit of \(Limits.maxDocumentBytes)")
+        }
+        do { try StrictJSON.check(line) } catch {
+            return reply(id: nil, error: "request is not valid JSON: \(error)")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: line, options: [.fragmentsAllowed]) else {
+            return reply(id: nil, error: "request is not valid JSON")
         }
         guard let request = object as? [String: Any] else {
             return reply(id: nil, error: "request must be a JSON object like {\"id\": 1, \"lengths\": [...]}")
         }
         let id = request["id"]
+        guard Self.isUsableID(id) else {
+            return reply(id: nil, error: "\"id\" must be an integer, a string of at most 256 characters, or null")
+        }
         do {
             let plan = try plan(for: request)
             // The plan document with "id" spliced in as its first key.
@@ -45,21 +51,46 @@ public struct PlanService: Sendable {
         }
     }
 
+    /// The request fields the service reads; any other is refused, so a misspelt option
+    /// cannot be silently ignored.
+    public static let requestFields = ["id", "lengths", "strategy", "cost_model"]
+
+    private static func isUsableID(_ id: Any?) -> Bool {
+        guard let id, !(id is NSNull) else { return true }
+        if let text = id as? String { return text.count <= 256 }
+        guard let number = id as? NSNumber, type(of: id as AnyObject) != jsonBooleanClass else { return false }
+        let value = number.doubleValue
+        return value.isFinite && value == value.rounded() && abs(value) <= 9_007_199_254_740_992
+    }
+
     private func plan(for request: [String: Any]) throws -> Plan {
+        if let unknown = request.keys.sorted().first(where: { !Self.requestFields.contains($0) }) {
+            throw RequestError("unknown field \(unknown.quotedForMessage()); a request has \(Self.requestFields.map { "\"\($0)\"" }.joined(separator: ", "))")
+        }
         guard let rawLengths = request["lengths"] else { throw RequestError("missing \"lengths\"") }
         guard let list = rawLengths as? [Any] else { throw RequestError("\"lengths\" must be a list of positive integers") }
+        guard list.count <= Limits.maxSequences else { throw PlanningError.tooManySequences(list.count) }
         var lengths: [Int] = []
+        lengths.reserveCapacity(list.count)
         for (index, value) in list.enumerated() {
             // On Linux a JSON 1 also casts to Bool; JSON booleans have a class of their own.
-            guard let number = value as? NSNumber, type(of: value as AnyObject) != jsonBooleanClass,
-                  Double(number.intValue) == number.doubleValue, number.intValue > 0 else {
-                throw RequestError("lengths[\(index)] is \(value), not a positive integer")
+            guard let number = value as? NSNumber, type(of: value as AnyObject) != jsonBooleanClass else {
+                throw RequestError("lengths[\(index)] is not a number; lengths must be positive integers")
             }
-            lengths.append(number.intValue)
+            let length = number.doubleValue
+            guard length == length.rounded(), length > 0 else {
+                throw RequestError("lengths[\(index)] is \(number), not a positive integer")
+            }
+            guard length <= Double(Limits.maxSequenceLength) else {
+                throw RequestError("lengths[\(index)] is \(number), over the limit of \(Limits.maxSequenceLength) tokens")
+            }
+            lengths.append(Int(length))
         }
         var model = costModel
         if let document = request["cost_model"] {
-            guard JSONSerialization.isValidJSONObject(document) else { throw RequestError("\"cost_model\" must be an object") }
+            guard document is [String: Any], JSONSerialization.isValidJSONObject(document) else {
+                throw RequestError("\"cost_model\" must be an object (a cost-model document)")
+            }
             model = try CostModel(json: JSONSerialization.data(withJSONObject: document))
         }
         var strategy = self.strategy
@@ -74,7 +105,8 @@ public struct PlanService: Sendable {
         var data = Data("{\"id\":".utf8)
         data.append(encodeID(id))
         data.append(contentsOf: Array(",\"error\":".utf8))
-        data.append(try! JSONSerialization.data(withJSONObject: error, options: [.fragmentsAllowed]))
+        let text = (try? JSONSerialization.data(withJSONObject: error, options: [.fragmentsAllowed])) ?? Data("\"error\"".utf8)
+        data.append(text)
         data.append(contentsOf: Array("}".utf8))
         return data
     }

@@ -29,7 +29,7 @@ public struct Planner: Sendable {
     public func staticDegree(for batch: Batch) throws(PlanningError) -> Int {
         let longest = max(datasetLongest ?? 0, batch.lengths[0])
         guard let degree = batch.costModel.minimumDegree(length: longest) else {
-            let largest = batch.costModel.degrees.last!
+            let largest = batch.costModel.degrees.last ?? 1
             throw .sequenceTooLong(id: batch.ids[0], length: longest,
                                    capacity: batch.costModel.tokenCapacity(degree: largest), degree: largest)
         }
@@ -58,8 +58,11 @@ public struct Planner: Sendable {
         }
         let bound = LowerBound.stepTime(batch, mode: self.bound)
         let wall = (clock.now - started).seconds * 1000
-        return Plan(strategy: resolved.description, costModel: batch.costModel, sequences: batch.sequences,
+        let plan = Plan(strategy: resolved.description, costModel: batch.costModel, sequences: batch.sequences,
                     assignment: solution.microBatches, lowerBoundMS: bound,
                     solver: .init(name: strategy.description, wallMS: wall))
+        // A plan document cannot carry infinities: refuse rather than write one.
+        guard plan.estStepMS.isFinite, plan.lowerBoundMS.isFinite else { throw .estimateOverflow }
+        return plan
     }
 }

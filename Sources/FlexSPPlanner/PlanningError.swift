@@ -8,6 +8,12 @@ public enum PlanningError: Error, Equatable, CustomStringConvertible {
     case emptyBatch
     /// A sequence has no tokens or a negative count.
     case nonPositiveLength(id: Int, length: Int)
+    /// A sequence is longer than `Limits.maxSequenceLength`.
+    case lengthTooLarge(id: Int, length: Int)
+    /// The batch holds more than `Limits.maxSequences` sequences.
+    case tooManySequences(Int)
+    /// The cost model gives a time too large to represent (an overflow to infinity).
+    case estimateOverflow
     /// A strategy name that is not known.
     case unknownStrategy(String)
     /// `static:D` with a degree the cost model does not allow.
@@ -25,8 +31,14 @@ public enum PlanningError: Error, Equatable, CustomStringConvertible {
             "the batch has no sequences"
         case .nonPositiveLength(let id, let length):
             "sequence \(id) has length \(length); lengths must be positive"
+        case .lengthTooLarge(let id, let length):
+            "sequence \(id) has length \(length), over the limit of \(Limits.maxSequenceLength) tokens"
+        case .tooManySequences(let count):
+            "the batch has \(count) sequences, more than the limit of \(Limits.maxSequences) per batch; split it into several requests"
+        case .estimateOverflow:
+            "the cost model's constants make a step time too large to represent; check alpha1_ms, alpha2_ms, beta1_ms, a2a_mb_per_token and the bandwidths"
         case .unknownStrategy(let name):
-            "unknown strategy '\(name)'; known: \(Strategy.names.joined(separator: ", ")), static:D"
+            "unknown strategy \(name.quotedForMessage()); known: \(Strategy.names.joined(separator: ", ")), static:D"
         case .invalidStaticDegree(let d, let allowed):
             "static:\(d) is not a usable degree; allowed degrees are \(allowed.map(String.init).joined(separator: ", "))"
         case .infeasible(let strategy, let reason):

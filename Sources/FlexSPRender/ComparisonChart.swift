@@ -79,12 +79,10 @@ public struct ComparisonChart: Sendable {
         let axisTop = step > 0 ? (largest / step).rounded(.up) * step : 1
         let scale = axisTop > 0 ? plotHeight / axisTop : 0
         let axisY = top + plotHeight
-        var t = 0.0
-        while t <= axisTop + 1e-9, step > 0 {
+        for t in Style.ticks(span: axisTop, step: step) {
             let y = axisY - t * scale
             svg.line(x1: left, y1: y, x2: left + plotWidth, y2: y, stroke: t == 0 ? "#333" : "#e2e2e2")
             svg.text(Style.duration(t), x: left - 6, y: y + 3, size: 9, anchor: "end", fill: "#333")
-            t += step
         }
         svg.line(x1: left, y1: top, x2: left, y2: axisY, stroke: "#333")
         svg.text("mean step time", x: 16, y: top + plotHeight / 2, size: 11, anchor: "middle", rotate: -90)

@@ -93,7 +93,8 @@ public struct PlanTimeline: Sendable {
 
         // Rank axis: node boundaries.
         let perNode = max(1, plan.costModel.gpusPerNode)
-        let rankStep = world <= 16 ? 1 : perNode * max(1, world / perNode / 16)
+        // At most about 16 labelled ticks, however large the world.
+        let rankStep = world <= 16 ? 1 : max(1, perNode * max(1, world / perNode / 16), world / 16)
         var rank = 0
         while rank <= world {
             let y = top + Double(rank) * rowHeight
@@ -109,14 +110,12 @@ public struct PlanTimeline: Sendable {
         // Time axis.
         let total = start
         let step = Style.tickStep(span: total, target: 10)
-        var t = 0.0
         let axisY = top + plotHeight
         svg.line(x1: left, y1: axisY, x2: left + plotWidth, y2: axisY, stroke: "#333")
-        while t <= total + 1e-9, step > 0 {
+        for t in Style.ticks(span: total, step: step) {
             let x = left + t * scale
             svg.line(x1: x, y1: axisY, x2: x, y2: axisY + 4, stroke: "#333")
             svg.text(Style.duration(t), x: x, y: axisY + 16, size: 9, anchor: "middle", fill: "#333")
-            t += step
         }
         svg.text("time (estimated by the cost model)", x: left + plotWidth / 2, y: axisY + 32, size: 11, anchor: "middle")
 

@@ -123,6 +123,16 @@ enum Style {
             : count >= 1000 ? String(format: "%.1fK", Double(count) / 1000) : "\(count)"
     }
 
+    /// The tick positions 0, step, 2 step, ... up to `span`: at most 100, and none when the
+    /// step is not a positive finite number (a step so small that adding it to a tick
+    /// leaves the tick unchanged would otherwise never end).
+    static func ticks(span: Double, step: Double) -> [Double] {
+        guard step > 0, step.isFinite, span.isFinite, span >= 0 else { return [] }
+        let count = min(100, (span / step * (1 + 1e-9)).rounded(.down))
+        guard count.isFinite, count >= 0 else { return [] }
+        return (0 ... Int(count)).map { Double($0) * step }
+    }
+
     /// Round tick spacing for an axis of `span` units with about `target` ticks.
     static func tickStep(span: Double, target: Int) -> Double {
         guard span > 0 else { return 1 }

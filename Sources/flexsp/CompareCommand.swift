@@ -39,22 +39,15 @@ struct CompareCommand: ParsableCommand {
     var plot: String?
 
     func validate() throws {
-        guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
-        guard milpTimeLimit > 0 else { throw ValidationError("--milp-time-limit must be positive") }
+        guard (1 ... 100_000).contains(steps) else { throw ValidationError("--steps must be between 1 and 100000, got \(steps)") }
+        try checkMILPTimeLimit(milpTimeLimit)
         _ = try parsedStrategies()
-        if let plot {
-            // Fail before planning, not after: the chart's folder must exist.
-            let folder = (plot as NSString).deletingLastPathComponent
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: folder.isEmpty ? "." : folder, isDirectory: &isDirectory),
-                  isDirectory.boolValue else {
-                throw CLIError.unwritable(path: plot, reason: "no such directory \(folder)")
-            }
-        }
+        // Fail before planning, not after: the chart's path must be writable.
+        if let plot { try checkWritable(plot) }
     }
 
     func parsedStrategies() throws -> [Strategy] {
-        let list = try strategies.split(separator: ",").map { try Strategy(parsing: String($0)) }
+        let list = try strategies.split(separator: ",", omittingEmptySubsequences: false).map { try Strategy(parsing: String($0)) }
         guard !list.isEmpty else { throw ValidationError("--strategies is empty") }
         return list
     }
@@ -131,7 +124,8 @@ struct ComparisonReport {
             "max_context": maxContext, "batch_size": batchSize, "steps": steps, "dropped": dropped,
             "static_baseline": staticResult.strategy, "strategies": strategies,
         ]
-        return try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])
+        // JSON has no NaN or infinity; a degenerate number is written as null.
+        return try JSONSerialization.data(withJSONObject: finiteOrNull(document), options: [.sortedKeys])
     }
 
     var table: String {
@@ -149,6 +143,17 @@ struct ComparisonReport {
                                 pad(vsBatchAda, 12), r.solverP50, r.solverP99, r.meanGap * 100))
         }
         return lines.joined(separator: "\n")
+    }
+}
+
+/// The document with every non-finite number replaced by null.
+func finiteOrNull(_ value: Any) -> Any {
+    switch value {
+    case let number as Double: number.isFinite ? number : NSNull()
+    case let list as [Double]: list.map { $0.isFinite ? $0 as Any : NSNull() }
+    case let list as [Any]: list.map(finiteOrNull)
+    case let object as [String: Any]: object.mapValues(finiteOrNull)
+    default: value
     }
 }
 

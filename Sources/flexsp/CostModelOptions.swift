@@ -25,7 +25,10 @@ struct CostModelOptions: ParsableArguments {
 
     func validate() throws {
         guard ContextLength(maxContext) != nil else {
-            throw ValidationError("--max-context '\(maxContext)' is not a length like 192K, 384K or 65536")
+            throw ValidationError("--max-context \(maxContext.quotedForMessage()) is not a length like 192K, 384K or 65536 (at most 2^40 tokens)")
+        }
+        if let worldSize, !(1 ... Limits.maxWorldSize).contains(worldSize) {
+            throw ValidationError("--world-size must be a power of two between 1 and \(Limits.maxWorldSize), got \(worldSize)")
         }
     }
 
@@ -42,16 +45,6 @@ struct CostModelOptions: ParsableArguments {
     /// How the model and cluster are described in reports.
     var modelLabel: String { costModelFile == nil ? model : "custom" }
     var clusterLabel: String { costModelFile.map { ($0 as NSString).lastPathComponent } ?? cluster }
-}
-
-/// Reads a whole file, with an error that names it.
-func readFile(_ path: String) throws -> Data {
-    do {
-        return try Data(contentsOf: URL(fileURLWithPath: path))
-    } catch {
-        let reason = FileManager.default.fileExists(atPath: path) ? error.localizedDescription : "no such file"
-        throw CLIError.unreadable(path: path, reason: reason)
-    }
 }
 
 extension BoundMode: ExpressibleByArgument {}

@@ -1,4 +1,6 @@
 import ArgumentParser
+import FlexSPCore
+import Foundation
 
 @main
 struct FlexSPCommand: ParsableCommand {
@@ -17,4 +19,21 @@ struct FlexSPCommand: ParsableCommand {
             RenderCommand.self,
         ]
     )
+
+    /// Runs a command; an error's message goes to stderr with control characters escaped, so
+    /// text echoed from a file or an argument cannot drive the terminal.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success { exit(withError: error) }  // --help, --version: the usual output
+            let message = fullMessage(for: error).escapingControlCharacters(keepingLines: true)
+            if !message.isEmpty {
+                FileHandle.standardError.write(Data(((message.hasPrefix("Error:") || error is ExitCode ? "" : "Error: ") + message + "\n").utf8))
+            }
+            Foundation.exit(code.rawValue)
+        }
+    }
 }

@@ -31,14 +31,16 @@ struct PlanCommand: ParsableCommand {
 
     func validate() throws {
         guard step >= 0 else { throw ValidationError("--step must be 0 or more, got \(step)") }
-        guard milpTimeLimit > 0 else { throw ValidationError("--milp-time-limit must be positive") }
+        try checkMILPTimeLimit(milpTimeLimit)
         _ = try Strategy(parsing: strategy)
     }
 
     func run() throws {
         let model = try costModel.resolve()
         let data = try workload.load(costModel: model, maxContext: costModel.context)
-        try data.requireBatches(1, from: step)
+        guard step < data.batchCount else {
+            throw ValidationError("--step \(step) is past the last batch: \(data.source) holds \(data.batchCount) full batches of \(data.batchSize) (steps 0 to \(data.batchCount - 1))")
+        }
         if data.dropped > 0 {
             printError("\(data.source): dropped \(data.dropped) sequences longer than \(data.rule.maxLength) tokens")
         }
@@ -58,7 +60,7 @@ struct PlanSummary {
 
     var text: String {
         var lines = [
-            "strategy \(plan.strategy) on \(plan.costModel.name) (\(plan.worldSize) GPUs): \(plan.sequences.count) sequences, \(plan.microBatches.count) micro-batches",
+            "strategy \(plan.strategy.escapingControlCharacters()) on \(plan.costModel.name) (\(plan.worldSize) GPUs): \(plan.sequences.count) sequences, \(plan.microBatches.count) micro-batches",
         ]
         for (m, microBatch) in plan.microBatches.enumerated() {
             let shape = microBatch.groups.map(\.degree).sorted(by: >).map(String.init).joined(separator: ",")

@@ -31,7 +31,7 @@ struct PresetsCommand: ParsableCommand {
     func run() throws {
         if let model {
             guard let context = ContextLength(maxContext) else {
-                throw ValidationError("--max-context '\(maxContext)' is not a length like 192K or 384K")
+                throw ValidationError("--max-context \(maxContext.quotedForMessage()) is not a length like 192K, 384K or 65536 (at most 2^40 tokens)")
             }
             let costModel = try CostModel.preset(model: model, cluster: cluster, maxContext: context.tokens, worldSize: worldSize)
             FileHandle.standardOutput.write(costModel.jsonData() + Data("\n".utf8))

@@ -10,7 +10,9 @@ struct RenderCommand: ParsableCommand {
         discussion: """
             Time runs left to right and ranks top to bottom; the plan's micro-batches follow one \
             another. Each sequence-parallel group is a block labelled with its degree, sequences, \
-            tokens and estimated time; hatched areas are idle GPUs. Open the SVG in a browser.
+            tokens and estimated time; hatched areas are idle GPUs. Open the SVG in a browser. \
+            A plan that `validate` rejects is not drawn. --out must be a regular file or a new \
+            one; a symbolic link, FIFO or device is refused.
 
             Example:
               flexsp plan --lengths data/lengths/wikipedia-sample.txt --json > plan.json
@@ -24,42 +26,22 @@ struct RenderCommand: ParsableCommand {
     @Option(help: "Where to write the SVG.")
     var out: String
 
-    @Option(help: "Width of the time axis in pixels.")
+    @Option(help: "Width of the time axis in pixels (100 to 100000).")
     var width: Double = 1100
 
     func validate() throws {
-        guard width >= 100 else { throw ValidationError("--width must be at least 100, got \(width)") }
+        guard width.isFinite, (100 ... 100_000).contains(width) else {
+            throw ValidationError("--width must be a number of pixels from 100 to 100000, got \(width)")
+        }
+        try checkWritable(out)
     }
 
     func run() throws {
-        let data = path == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try readFile(path)
-        let plan: Plan
-        do { plan = try Plan(json: data) } catch { throw CLIError.unreadable(path: path, reason: "\(error)") }
+        let plan = try loadPlan(path)
+        // A picture of a broken plan would mislead: draw only what `validate` accepts.
+        let violations = Simulator.violations(in: plan)
+        guard violations.isEmpty else { throw CLIError.invalidPlan(path: path, violations: violations.map(\.description)) }
         try writeFile(PlanTimeline(plan: plan, plotWidth: width).svg(), to: out)
         print("wrote \(out): \(plan.microBatches.count) micro-batches, \(plan.microBatches.reduce(0) { $0 + $1.groups.count }) groups")
-    }
-}
-
-/// Writes text to a file, with an error that names it.
-func writeFile(_ text: String, to path: String) throws {
-    do {
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-    } catch {
-        let files = FileManager.default
-        let directory = (path as NSString).deletingLastPathComponent
-        var isDirectory: ObjCBool = false
-        let reason: String
-        if files.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-            reason = "it is a directory"
-        } else if !files.fileExists(atPath: directory.isEmpty ? "." : directory, isDirectory: &isDirectory) {
-            reason = "no such directory \(directory)"
-        } else if !isDirectory.boolValue {
-            reason = "\(directory) is not a directory"
-        } else if !files.isWritableFile(atPath: directory.isEmpty ? "." : directory) {
-            reason = "permission denied"
-        } else {
-            reason = (error as NSError).localizedDescription
-        }
-        throw CLIError.unwritable(path: path, reason: reason)
     }
 }

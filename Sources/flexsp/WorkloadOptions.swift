@@ -14,7 +14,9 @@ struct WorkloadOptions: ParsableArguments {
     var raw = false
 
     func validate() throws {
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
+        guard (1 ... Limits.maxSequences).contains(batchSize) else {
+            throw ValidationError("--batch-size must be between 1 and \(Limits.maxSequences), got \(batchSize)")
+        }
     }
 
     /// Reads the file and applies the reference's rule (or none with `--raw`).
