@@ -66,6 +66,9 @@ extension CostModel: Codable {
         } catch let error as CostModelError {
             throw error
         } catch let error as DecodingError {
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty, let (field, value) = DecodingFault.nonInteger(in: data) {
+                throw CostModelError.invalidField(field, "should be an integer in range, got \(value)")
+            }
             throw CostModelError.describing(error)
         } catch {
             throw .malformed("the document could not be decoded")
@@ -111,6 +114,40 @@ extension CostModelError {
 
 /// Plain words for a decoder's error: the dotted path of the field and what is wrong with it.
 enum DecodingFault {
+    /// Keys whose values must be integers, and keys whose values must be lists of integers, in
+    /// the cost-model and plan documents.
+    static let integerKeys: Set<String> = ["version", "world_size", "gpus_per_node", "max_degree", "id", "length", "degree", "first_rank", "tokens"]
+    static let integerListKeys: Set<String> = ["sequence_ids"]
+
+    /// Foundation on Linux reports a number that does not fit an `Int` field (64.5, 1e300) as
+    /// "not valid JSON" with no path; this finds the first such field itself.
+    static func nonInteger(in data: Data) -> (field: String, value: String)? {
+        guard let root = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else { return nil }
+        func isInteger(_ value: Any) -> Bool {
+            guard let number = value as? NSNumber else { return true }
+            return Int(number.description) != nil
+        }
+        func walk(_ value: Any, _ path: String) -> (String, String)? {
+            if let object = value as? [String: Any] {
+                for key in object.keys.sorted() {
+                    let child = object[key]!
+                    let here = path.isEmpty ? key : "\(path).\(key)"
+                    if integerKeys.contains(key), child is NSNumber, !isInteger(child) { return (here, "\(child)") }
+                    if integerListKeys.contains(key), let list = child as? [Any] {
+                        for (i, item) in list.enumerated() where item is NSNumber && !isInteger(item) { return ("\(here)[\(i)]", "\(item)") }
+                    }
+                    if let found = walk(child, here) { return found }
+                }
+            } else if let list = value as? [Any] {
+                for (i, item) in list.enumerated() {
+                    if let found = walk(item, "\(path)[\(i)]") { return found }
+                }
+            }
+            return nil
+        }
+        return walk(root, "")
+    }
+
     static func path(_ keys: [any CodingKey]) -> String {
         keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue.quotedForMessage(limit: 40).dropFirst().dropLast())" }.joined()
             .trimmingCharacters(in: CharacterSet(charactersIn: "."))

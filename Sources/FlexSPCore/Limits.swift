@@ -7,11 +7,12 @@ public enum Limits {
     /// Tokens in one sequence (2^40).
     public static let maxSequenceLength = 1 << 40
     /// Sequences in one batch (a `serve` request, a `--batch-size`). The paper's batches hold
-    /// 512; 8,192 plan in about two seconds on a loaded 2-core CPU, and 100,000 took over 30.
+    /// 512; 8,192 plan in under 4 s with `flexsp` (measured on a loaded 2-core CPU), and
+    /// 100,000 took over 30.
     public static let maxSequences = 8_192
     /// A group's token capacity is clamped here, so huge budgets or tiny per-token costs
-    /// cannot overflow a conversion (2^60).
-    public static let maxTokenCapacity = 1 << 60
+    /// cannot overflow a conversion, nor world size x capacity an `Int` (2^42).
+    public static let maxTokenCapacity = 1 << 42
     /// Seconds the `milp` strategy may be given per batch.
     public static let maxMILPTimeLimitSeconds = 3_600.0
     /// Bytes of one JSON document or `serve` request line (16 MiB).

@@ -54,6 +54,9 @@ extension Plan: Codable {
         } catch let error as CostModelError {
             throw .costModel(error)
         } catch let error as DecodingError {
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty, let (field, value) = DecodingFault.nonInteger(in: data) {
+                throw .invalidField(field: field, why: "should be an integer in range, got \(value)")
+            }
             throw .describing(error)
         } catch {
             throw .malformed("the document could not be decoded")

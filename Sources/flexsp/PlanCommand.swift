@@ -39,7 +39,8 @@ struct PlanCommand: ParsableCommand {
         let model = try costModel.resolve()
         let data = try workload.load(costModel: model, maxContext: costModel.context)
         guard step < data.batchCount else {
-            throw ValidationError("--step \(step) is past the last batch: \(data.source) holds \(data.batchCount) full batches of \(data.batchSize) (steps 0 to \(data.batchCount - 1))")
+            throw ValidationError("--step \(step) is past the last batch: \(data.source) holds \(data.batchCount) full batches of \(data.batchSize) "
+                + (data.batchCount > 0 ? " (steps 0 to \(data.batchCount - 1))" : ""))
         }
         if data.dropped > 0 {
             printError("\(data.source): dropped \(data.dropped) sequences longer than \(data.rule.maxLength) tokens")
