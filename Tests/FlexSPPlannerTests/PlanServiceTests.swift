@@ -86,3 +86,54 @@ import Testing
         #expect(throws: PlanningError.unknownStrategy("static:x")) { try Strategy(parsing: "static:x") }
     }
 }
+
+@Suite struct PlanServiceHardeningTests {
+    let model = try! CostModel.preset(model: "gpt-7b", cluster: "a100-40g-8x8", maxContext: 393_216, worldSize: 8)
+    var service: PlanService { PlanService(costModel: model, strategy: .flexsp, planner: Planner(milpTimeLimitSeconds: 1)) }
+
+    func error(_ line: String) throws -> String {
+        let data = service.respond(to: Data(line.utf8))
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        return try #require(object["error"] as? String, "no error for \(line)")
+    }
+
+    @Test func hostileRequestsAreRefusedWithTheReason() throws {
+        let cases: [(String, String)] = [
+            (#"{"id":1,"lengths":[4096,],}"#, "line 1, column 25: expected a value"),
+            (#"{"id":1,"lengths":[4096],"lengths":[1]}"#, "duplicate key 'lengths'"),
+            (#"{"id":1,"lengths":[1e400]}"#, "out of range"),
+            (#"{"id":1,"lengths":[1e300]}"#, "over the limit"),
+            (#"{"id":1,"lengths":[1099511627777]}"#, "over the limit of 1099511627776"),
+            (#"{"id":[1],"lengths":[4096]}"#, "\"id\" must be"),
+            (#"{"id":{"a":1},"lengths":[4096]}"#, "\"id\" must be"),
+            (#"{"id":1,"lengths":[4096],"stratgy":"milp"}"#, "unknown field 'stratgy'"),
+            (#"{"id":1,"lengths":[4096],"strategy":"\u001b[2J"}"#, "unknown strategy '\\u{1b}[2J'"),
+            (#"{"id":1,"lengths":[4096],"cost_model":[1]}"#, "must be an object"),
+            (#"{"id":1,"lengths":[4096],"cost_model":{"version":1,"world_size":64.5}}"#, "'world_size' should be an integer"),
+            (#"{"id":1,"lengths":[4096],"strategy":"static:4611686018427387904"}"#, "static:4611686018427387904"),
+            ("{\"id\":1,\"lengths\":[" + Array(repeating: "1", count: Limits.maxSequences + 1).joined(separator: ",") + "]}", "more than the limit of 8192"),
+        ]
+        for (line, expected) in cases {
+            let message = try error(line)
+            #expect(message.contains(expected), "\(line.prefix(80)) -> \(message)")
+            #expect(!message.contains("NSCocoaErrorDomain") && !message.unicodeScalars.contains { $0.value < 0x20 })
+        }
+    }
+
+    @Test func hugeCostModelsPlanOrAreRefusedWithoutTrapping() throws {
+        var hugeBudget = model
+        hugeBudget.memoryBudgetMB = 1e20
+        var overflow = model
+        overflow.alpha1 = 1e305
+        for (document, lengths) in [(hugeBudget, "[300000, 4096]"), (overflow, "[4096]")] {
+            let line = #"{"id":1,"lengths":\#(lengths),"cost_model":\#(String(decoding: document.jsonData(), as: UTF8.self))}"#
+            let data = service.respond(to: Data(line.utf8))
+            let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            if let message = object["error"] as? String {
+                #expect(message.contains("too large to represent"), "\(message)")
+            } else {
+                #expect(Simulator.violations(in: try Plan(json: data)).isEmpty)
+            }
+        }
+    }
+}
