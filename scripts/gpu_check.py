@@ -43,7 +43,8 @@ from flexsp.metrics import linear_weights, peak_tflops, step_flops  # noqa: E402
 from flexsp.model import ModelConfig, ModelShape, build_model, load_hf_config  # noqa: E402
 from flexsp.parallelize import (apply_activation_checkpointing, apply_fsdp,  # noqa: E402
                                 mixed_precision_policy)
-from conftest import cost_model_for, make_plan  # noqa: E402
+from conftest import cost_model_for, job_model, make_plan  # noqa: E402
+from flexsp.plan import check_plan  # noqa: E402
 from test_hf_parity import FAMILIES, LENGTHS  # noqa: E402  (the CPU test's models and batch)
 
 LLAMA_1B = {"model_type": "llama", "vocab_size": 32000, "hidden_size": 2048,
@@ -91,7 +92,8 @@ def shaped_plan(world: int, degrees: list[int], lengths: list[int]) -> dict:
         group = min(groups, key=lambda g: tokens[id(g)] / g[0])
         group[2].append(sid)
         tokens[id(group)] += lengths[sid]
-    return make_plan(cost_model_for(world), lengths, [[tuple(g) for g in groups if g[2]]])
+    return check_plan(make_plan(cost_model_for(world), lengths, [[tuple(g) for g in groups if g[2]]]),
+                      job_model(world), lengths)
 
 
 def reference(mapping: dict, batch: GlobalBatch, device: torch.device, seed: int,

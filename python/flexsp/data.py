@@ -28,6 +28,7 @@ import torch
 import torch.distributed as dist
 
 from flexsp.attention import PackedContext
+from flexsp.lengths import load_lengths  # noqa: F401 - the one length-file grammar (docs/CONTRACT.md)
 from flexsp.shards import TokenShards
 
 IGNORE = -100  # label of tokens that carry no loss (cross_entropy's ignore_index)
@@ -140,18 +141,6 @@ class CorpusDataset:
             start = rng.randrange(len(doc) - self.max_seq_len + 1) if len(doc) > self.max_seq_len else 0
             sequences.append(torch.tensor(doc[start:start + self.max_seq_len], dtype=torch.int64))
         return GlobalBatch(step, sequences)
-
-
-def load_lengths(path: str | Path) -> list[int]:
-    """A length file: one positive integer per line; blank lines and '#' comments ignored."""
-    lengths = []
-    for line in Path(path).read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            lengths.append(int(line))
-    if not lengths or min(lengths) < 1:
-        raise ValueError(f"{path}: expected positive integers, one per line")
-    return lengths
 
 
 class SyntheticDataset:

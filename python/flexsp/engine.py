@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from flexsp.data import IGNORE, GlobalBatch, RankInput, idle_input, rank_input
 from flexsp.groups import GroupPool
 from flexsp.model import forward_logits
-from flexsp.plan import validate_plan
+from flexsp.plan import Plan
 
 
 @dataclass
@@ -35,24 +35,24 @@ def label_token_count(lengths: list[int]) -> int:
     return max(1, sum(n - 1 for n in lengths))
 
 
-def micro_batch_input(plan: dict, micro_batch: int, batch: GlobalBatch, pool: GroupPool,
+def micro_batch_input(plan: Plan, micro_batch: int, batch: GlobalBatch, pool: GroupPool,
                       rank: int) -> RankInput:
     """This rank's input for one micro-batch: its group's slice, or nothing if it is idle."""
-    for group in plan["micro_batches"][micro_batch]["groups"]:
-        first, degree = group["first_rank"], group["degree"]
+    for group in plan.micro_batches[micro_batch].groups:
+        first, degree = group.first_rank, group.degree
         if first <= rank < first + degree:
-            return rank_input(batch, group["sequence_ids"], degree, first, rank,
+            return rank_input(batch, list(group.sequence_ids), degree, first, rank,
                               pool.get(first, degree))
     return idle_input()
 
 
-def forward_backward(model: torch.nn.Module, plan: dict, batch: GlobalBatch, pool: GroupPool,
+def forward_backward(model: torch.nn.Module, plan: Plan, batch: GlobalBatch, pool: GroupPool,
                      rank: int, device: torch.device | None = None) -> StepResult:
-    """Accumulates this batch's gradients over all micro-batches of `plan` (already validated)."""
+    """Accumulates this batch's gradients over all micro-batches of `plan` (already checked)."""
     label_tokens = label_token_count(batch.lengths)
     loss_sum = 0.0
     dispatch_s = compute_s = 0.0
-    for m in range(len(plan["micro_batches"])):
+    for m in range(len(plan.micro_batches)):
         t0 = time.perf_counter()
         inp = micro_batch_input(plan, m, batch, pool, rank)
         tokens, positions, labels = inp.tokens, inp.positions, inp.labels
@@ -70,18 +70,15 @@ def forward_backward(model: torch.nn.Module, plan: dict, batch: GlobalBatch, poo
                       {"dispatch": dispatch_s * 1e3, "forward_backward": compute_s * 1e3})
 
 
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, plan: dict,
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, plan: Plan,
                batch: GlobalBatch, pool: GroupPool, rank: int, world_size: int,
                device: torch.device | None = None, max_grad_norm: float | None = None
                ) -> tuple[float, StepResult]:
-    """Validates `plan`, trains on `batch` with it, steps the optimizer; returns the mean loss.
+    """Trains on `batch` with `plan`, steps the optimizer; returns the mean loss.
 
-    Validation comes before any collective: a plan that breaks a rule raises PlanError on every
-    rank (each checks the same document on its own), instead of leaving ranks to disagree.
+    `plan` was checked once for this job and batch before it reached any rank
+    (`plan.check_plan`, via `PlanSource.plan_for`), so no rank can disagree about collectives.
     """
-    t0 = time.perf_counter()
-    validate_plan(plan, world_size, batch.lengths)
-    validate_ms = (time.perf_counter() - t0) * 1e3
     result = forward_backward(model, plan, batch, pool, rank, device)
     t1 = time.perf_counter()
     if max_grad_norm is not None:
@@ -91,5 +88,4 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, plan: d
     total = torch.tensor([result.loss_sum], dtype=torch.float64, device=device)
     dist.all_reduce(total)
     result.timings_ms["optimizer"] = (time.perf_counter() - t1) * 1e3
-    result.timings_ms["dispatch"] += validate_ms
     return total.item() / result.label_tokens, result

@@ -1,246 +1,360 @@
-"""The plan and cost-model documents (DESIGN.md, "Cost model" and "Plan"), seen from the runtime.
+"""The plan document (DESIGN.md, "Plan"), seen from the runtime: parsed once into frozen values,
+checked once per step, against the job's own cost model and model.
 
-The planner owns both formats; the runtime only reads them. It re-checks every rule a plan must
-obey before it runs one, because a plan that breaks a rule does not fail loudly: ranks simply
-disagree about which collectives to call, and the job hangs. `validate_plan` is pure (no
-collectives), so every rank reaches the same verdict on the same document on its own.
+The planner owns the format; the runtime only reads it. A plan that breaks a rule does not fail
+loudly: ranks simply disagree about which collectives to call, and the job hangs. So rank 0
+checks every plan before it is broadcast (`check_plan`), with the rules of the planner's
+`Simulator.violations` (docs/CONTRACT.md) and against the job's cost model, never the copy the
+plan embeds: the copy must equal the job's, and the job's degrees, memory budget, world size and
+head count decide. `check_plan` is pure (no collectives).
 
+`assemble_plan` is the one way the runtime builds a plan (its fallback, the profiler's shapes):
+it places each micro-batch's groups on aligned ranks, largest first, and fills in every estimate
+from the cost model, as the planner's `Plan.init(strategy:costModel:sequences:assignment:...)`.
 `fallback_plan` is the runtime's own safe plan for when the planner is late, dead or wrong: one
-SP degree for the whole batch (the smallest that fits the longest sequence), sequences packed
-first-fit decreasing into groups. It is valid by construction, never clever.
+degree for the batch (the smallest that holds the longest sequence), sequences packed first-fit
+decreasing. It is valid by construction, never clever.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from flexsp.cost_model import (MAX_SEQUENCE_LENGTH, ContractError, CostModel, CostModelError,
+                               integer, loads_strict, number)
 
 PLAN_VERSION = 1
-COST_MODEL_VERSION = 1
-
-COST_MODEL_KEYS = (
-    "version", "name", "world_size", "gpus_per_node", "memory_budget_mb", "model_states_mb",
-    "activation_mb_per_token", "alpha1_ms", "alpha2_ms", "beta1_ms", "a2a_mb_per_token",
-    "a2a_bandwidth_gbps", "max_degree",
-)
-PLAN_KEYS = (
-    "version", "strategy", "world_size", "cost_model", "sequences", "micro_batches",
-    "est_step_ms", "lower_bound_ms", "solver",
-)
-
-# Slack for floating-point sums written by another language: a memory figure equal to the
-# budget up to rounding is within it.
-_MEMORY_SLACK = 1e-6
 
 
-class PlanError(ValueError):
-    """A plan or cost model that breaks the contract; the message names the part at fault."""
+class PlanError(ContractError):
+    """A plan that breaks the contract or does not fit this job; the message says where."""
 
 
-def _is_power_of_two(n: int) -> bool:
-    return isinstance(n, int) and n >= 1 and (n & (n - 1)) == 0
+@dataclass(frozen=True)
+class Group:
+    degree: int
+    first_rank: int
+    sequence_ids: tuple[int, ...]
+    tokens: int
+    est_ms: float
+    memory_mb: float
+
+    @property
+    def ranks(self) -> range:
+        return range(self.first_rank, self.first_rank + self.degree)
 
 
-def validate_cost_model(cost_model: Any) -> None:
-    """Checks the cost-model document's shape (version 1, all keys, sane numbers)."""
-    if not isinstance(cost_model, dict):
-        raise PlanError("cost model: not a JSON object")
-    missing = [key for key in COST_MODEL_KEYS if key not in cost_model]
-    if missing:
-        raise PlanError(f"cost model: missing keys {missing}")
-    if cost_model["version"] != COST_MODEL_VERSION:
-        raise PlanError(f"cost model: version {cost_model['version']!r}, expected {COST_MODEL_VERSION}")
-    if not _is_power_of_two(cost_model["max_degree"]):
-        raise PlanError(f"cost model: max_degree {cost_model['max_degree']!r} is not a power of two")
-    if not isinstance(cost_model["a2a_bandwidth_gbps"], dict):
-        raise PlanError("cost model: a2a_bandwidth_gbps must map a degree (string) to GB/s")
-    if cost_model["activation_mb_per_token"] <= 0:
-        raise PlanError("cost model: activation_mb_per_token must be positive")
+@dataclass(frozen=True)
+class MicroBatch:
+    est_ms: float
+    groups: tuple[Group, ...]
 
 
-def load_cost_model(path: str | Path) -> dict:
-    with open(path) as f:
-        cost_model = json.load(f)
-    validate_cost_model(cost_model)
-    return cost_model
+@dataclass(frozen=True)
+class Plan:
+    strategy: str
+    world_size: int
+    cost_model: CostModel
+    sequences: tuple[tuple[int, int], ...]  # (id, length)
+    micro_batches: tuple[MicroBatch, ...]
+    est_step_ms: float
+    lower_bound_ms: float
+    solver_name: str
+    solver_wall_ms: float
+
+    @property
+    def lengths(self) -> list[int]:
+        return [length for _, length in self.sequences]
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Plan:
+        try:
+            document = loads_strict(text)
+        except ContractError as error:
+            raise PlanError(f"plan is not valid JSON: {error}") from None
+        return cls.from_document(document)
+
+    @classmethod
+    def from_document(cls, document: Any) -> Plan:
+        """Reads the document's shape and types; PlanError names the field at fault. The rules
+        are checked separately (`violations`, `check_plan`)."""
+        return _parse(document)
+
+    def to_document(self) -> dict:
+        return {
+            "version": PLAN_VERSION, "strategy": self.strategy, "world_size": self.world_size,
+            "cost_model": self.cost_model.to_document(),
+            "sequences": [{"id": i, "length": n} for i, n in self.sequences],
+            "micro_batches": [{"est_ms": mb.est_ms, "groups": [
+                {"degree": g.degree, "first_rank": g.first_rank, "sequence_ids": list(g.sequence_ids),
+                 "tokens": g.tokens, "est_ms": g.est_ms, "memory_mb": g.memory_mb} for g in mb.groups]}
+                for mb in self.micro_batches],
+            "est_step_ms": self.est_step_ms, "lower_bound_ms": self.lower_bound_ms,
+            "solver": {"name": self.solver_name, "wall_ms": self.solver_wall_ms},
+        }
 
 
-def group_memory_mb(cost_model: dict, tokens: int, degree: int) -> float:
-    """Per-rank memory of a group (eq. 11): sharded model states plus this rank's activations."""
-    return cost_model["model_states_mb"] + cost_model["activation_mb_per_token"] * tokens / degree
+# -- reading ---------------------------------------------------------------------------------
 
 
-def group_time_ms(cost_model: dict, lengths: list[int], degree: int) -> float:
-    """Estimated time of one group (eq. 12-14): beta1 once, then compute and all-to-all per sequence."""
-    if not lengths:
-        return 0.0
-    time = cost_model["beta1_ms"]
-    for s in lengths:
-        time += (cost_model["alpha1_ms"] * s * s + cost_model["alpha2_ms"] * s) / degree
-        if degree > 1:
-            bandwidth = float(cost_model["a2a_bandwidth_gbps"][str(degree)])
-            time += cost_model["a2a_mb_per_token"] * s / (degree * bandwidth)
-    return time
+def _parse(document: Any) -> Plan:
+    def get(obj: Any, key: str, path: str) -> Any:
+        if not isinstance(obj, dict):
+            raise PlanError(f"plan field '{path or 'the document'}' should be an object")
+        if key not in obj:
+            raise PlanError(f"plan field '{path + '.' if path else ''}{key}' is missing")
+        return obj[key]
 
+    def items(value: Any, path: str) -> list:
+        if not isinstance(value, list):
+            raise PlanError(f"plan field '{path}' should be a list")
+        return value
 
-def validate_plan(plan: Any, world_size: int, lengths: list[int] | None = None) -> None:
-    """Raises PlanError unless `plan` obeys every rule of DESIGN.md for a job of `world_size` ranks.
+    def whole(value: Any, path: str) -> int:
+        return integer(value, path, PlanError)
 
-    With `lengths`, the plan must also describe exactly this batch: sequence ids 0..K-1 in batch
-    order with these lengths. Pure and deterministic: no collectives, same verdict on every rank.
-    A document of the wrong shape (a missing key, a list where an object belongs) is a PlanError
-    too, so that callers can fall back on any bad plan.
-    """
+    def real(value: Any, path: str) -> float:
+        return number(value, path, PlanError)
+
+    def text(value: Any, path: str) -> str:
+        if not isinstance(value, str):
+            raise PlanError(f"plan field '{path}' should be a string")
+        return value
+
+    if not isinstance(document, dict):
+        raise PlanError("plan: the document must be a JSON object")
+    version = whole(get(document, "version", ""), "version")
+    if version != PLAN_VERSION:
+        raise PlanError(f"plan version {version} is not supported (this build reads version {PLAN_VERSION})")
+    strategy = text(get(document, "strategy", ""), "strategy")
+    world_size = whole(get(document, "world_size", ""), "world_size")
     try:
-        _check_plan(plan, world_size, lengths)
-    except PlanError:
-        raise
-    except (KeyError, TypeError, AttributeError, ValueError) as error:
-        raise PlanError(f"plan: malformed document ({type(error).__name__}: {error})") from error
+        cost_model = CostModel.from_document(get(document, "cost_model", ""))
+    except CostModelError as error:
+        raise PlanError(f"plan's cost_model: {error}") from None
+    sequences = []
+    for i, entry in enumerate(items(get(document, "sequences", ""), "sequences")):
+        where = f"sequences[{i}]"
+        sequences.append((whole(get(entry, "id", where), where + ".id"),
+                          whole(get(entry, "length", where), where + ".length")))
+    micro_batches = []
+    for m, entry in enumerate(items(get(document, "micro_batches", ""), "micro_batches")):
+        where = f"micro_batches[{m}]"
+        est = real(get(entry, "est_ms", where), where + ".est_ms")
+        groups = []
+        for g, group in enumerate(items(get(entry, "groups", where), where + ".groups")):
+            at = f"{where}.groups[{g}]"
+            ids = tuple(whole(x, f"{at}.sequence_ids[{k}]")
+                        for k, x in enumerate(items(get(group, "sequence_ids", at), at + ".sequence_ids")))
+            groups.append(Group(
+                degree=whole(get(group, "degree", at), at + ".degree"),
+                first_rank=whole(get(group, "first_rank", at), at + ".first_rank"), sequence_ids=ids,
+                tokens=whole(get(group, "tokens", at), at + ".tokens"),
+                est_ms=real(get(group, "est_ms", at), at + ".est_ms"),
+                memory_mb=real(get(group, "memory_mb", at), at + ".memory_mb")))
+        micro_batches.append(MicroBatch(est, tuple(groups)))
+    solver = get(document, "solver", "")
+    return Plan(strategy=strategy, world_size=world_size, cost_model=cost_model, sequences=tuple(sequences),
+                micro_batches=tuple(micro_batches),
+                est_step_ms=real(get(document, "est_step_ms", ""), "est_step_ms"),
+                lower_bound_ms=real(get(document, "lower_bound_ms", ""), "lower_bound_ms"),
+                solver_name=text(get(solver, "name", "solver"), "solver.name"),
+                solver_wall_ms=real(get(solver, "wall_ms", "solver"), "solver.wall_ms"))
 
 
-def _check_plan(plan: Any, world_size: int, lengths: list[int] | None) -> None:
-    if not isinstance(plan, dict):
-        raise PlanError("plan: not a JSON object")
-    missing = [key for key in PLAN_KEYS if key not in plan]
-    if missing:
-        raise PlanError(f"plan: missing keys {missing}")
-    if plan["version"] != PLAN_VERSION:
-        raise PlanError(f"plan: version {plan['version']!r}, expected {PLAN_VERSION}")
-    if plan["world_size"] != world_size:
-        raise PlanError(f"plan: world_size {plan['world_size']} but this job has {world_size} ranks")
-    cost_model = plan["cost_model"]
-    validate_cost_model(cost_model)
-    max_degree = cost_model["max_degree"]
+# -- the rules -------------------------------------------------------------------------------
 
+
+def _close(stated: float, actual: float) -> bool:
+    """Stated estimates are rounded by JSON writers; a relative 1e-6 tolerance accepts that."""
+    return abs(stated - actual) <= 1e-6 * max(1.0, abs(actual))
+
+
+def step_time(plan: Plan, cost_model: CostModel | None = None) -> float:
+    """The plan's step time recomputed from the cost model (the plan's own by default)."""
+    model = cost_model or plan.cost_model
+    length_of = dict(plan.sequences)
+    return sum(max((model.group_time([length_of[i] for i in g.sequence_ids if i in length_of], g.degree)
+                    for g in mb.groups), default=0.0) for mb in plan.micro_batches)
+
+
+def violations(plan: Plan, cost_model: CostModel | None = None) -> list[str]:
+    """Every broken rule, in document order (the planner's `Simulator.violations`), judged with
+    `cost_model` (the plan's own by default); empty when the plan is valid."""
+    model = cost_model or plan.cost_model
+    found: list[str] = []
+    world = plan.world_size
+    if world != model.world_size:
+        found.append(f"world_size is {world} but the cost model is for {model.world_size} GPUs")
+    if not plan.sequences:
+        found.append("sequences is empty: a plan must train at least one sequence")
+    for name, value in (("lower_bound_ms", plan.lower_bound_ms), ("solver.wall_ms", plan.solver_wall_ms)):
+        if not (math.isfinite(value) and value >= 0):
+            found.append(f"{name} is {value}; it must be a finite number of zero or more")
     length_of: dict[int, int] = {}
-    for entry in plan["sequences"]:
-        sid, length = entry.get("id"), entry.get("length")
-        if not isinstance(sid, int) or sid in length_of:
-            raise PlanError(f"plan: sequence id {sid!r} is missing, not an integer or repeated")
-        if not isinstance(length, int) or length < 1:
-            raise PlanError(f"plan: sequence {sid} has length {length!r}, expected a positive integer")
-        length_of[sid] = length
-    if lengths is not None:
-        expected = {i: n for i, n in enumerate(lengths)}
-        if length_of != expected:
-            raise PlanError(
-                f"plan: its {len(length_of)} sequences do not match this batch's {len(lengths)} "
-                "(ids 0..K-1 in batch order with the batch's lengths)")
-
-    placed: dict[int, tuple[int, int]] = {}
-    for m, micro_batch in enumerate(plan["micro_batches"]):
-        used: list[tuple[int, int, int]] = []  # (first, last_exclusive, group index)
-        for g, group in enumerate(micro_batch["groups"]):
-            where = f"plan: micro-batch {m}, group {g}"
-            degree, first = group.get("degree"), group.get("first_rank")
-            if not _is_power_of_two(degree):
-                raise PlanError(f"{where}: degree {degree!r} is not a power of two")
-            if degree > max_degree:
-                raise PlanError(f"{where}: degree {degree} exceeds max_degree {max_degree}")
-            if not isinstance(first, int) or first < 0 or first + degree > world_size:
-                raise PlanError(
-                    f"{where}: ranks [{first}, {first}+{degree}) fall outside [0, {world_size})")
-            if first % degree != 0:
-                raise PlanError(f"{where}: first_rank {first} is not a multiple of degree {degree}")
-            for other_first, other_end, h in used:
-                if first < other_end and other_first < first + degree:
-                    raise PlanError(
-                        f"{where}: ranks [{first}, {first + degree}) overlap group {h}'s "
-                        f"[{other_first}, {other_end})")
-            used.append((first, first + degree, g))
-            tokens = 0
-            for sid in group["sequence_ids"]:
+    for sid, length in plan.sequences:
+        if sid in length_of:
+            found.append(f"sequences: id {sid} appears more than once")
+        if length <= 0:
+            found.append(f"sequences: id {sid} has length {length}; lengths must be positive")
+        if length > MAX_SEQUENCE_LENGTH:
+            found.append(f"sequences: id {sid} has length {length}, over the limit of {MAX_SEQUENCE_LENGTH} tokens")
+        length_of[sid] = min(length, MAX_SEQUENCE_LENGTH)
+    placed: dict[int, str] = {}
+    total = 0.0
+    top = min(model.max_degree, world)
+    for m, mb in enumerate(plan.micro_batches):
+        if not mb.groups:
+            found.append(f"micro_batches[{m}] has no groups")
+        slowest = 0.0
+        for g, group in enumerate(mb.groups):
+            at = f"micro_batches[{m}].groups[{g}]"
+            d = group.degree
+            if d < 1 or d & (d - 1) or d > model.max_degree or d > world:
+                found.append(f"{at}: degree {d} is not a power of two between 1 and {top}")
+                continue
+            first = group.first_rank
+            if first < 0 or first % d or first > world - d:
+                found.append(f"{at}: ranks [{first}, {first + d}) must lie in [0, {world}) and start at a "
+                             f"multiple of the degree {d}")
+            if not group.sequence_ids:
+                found.append(f"{at} holds no sequences")
+            lengths = []
+            for sid in group.sequence_ids:
                 if sid not in length_of:
-                    raise PlanError(f"{where}: sequence id {sid!r} is not in the plan's sequences")
+                    found.append(f"{at}: sequence id {sid} is not in 'sequences'")
+                    continue
                 if sid in placed:
-                    pm, pg = placed[sid]
-                    raise PlanError(
-                        f"{where}: sequence {sid} is already in micro-batch {pm}, group {pg}")
-                placed[sid] = (m, g)
-                tokens += length_of[sid]
-            if group.get("tokens") != tokens:
-                raise PlanError(
-                    f"{where}: tokens {group.get('tokens')!r} but its sequences sum to {tokens}")
-            memory = group_memory_mb(cost_model, tokens, degree)
-            budget = cost_model["memory_budget_mb"]
-            if memory > budget * (1 + _MEMORY_SLACK):
-                raise PlanError(
-                    f"{where}: needs {memory:.1f} MB per rank ({tokens} tokens over {degree} ranks), "
-                    f"over the budget of {budget} MB")
-    unplaced = sorted(set(length_of) - set(placed))
-    if unplaced:
-        raise PlanError(f"plan: sequences {unplaced[:10]} are in no group")
+                    found.append(f"sequence {sid} is placed twice: in {placed[sid]} and in {at}")
+                else:
+                    placed[sid] = at
+                lengths.append(length_of[sid])
+            tokens = sum(lengths)
+            if tokens != group.tokens:
+                found.append(f"{at}: tokens is {group.tokens} but its sequences hold {tokens}")
+            memory = model.group_memory_mb(tokens, d)
+            if not model.fits(tokens, d):
+                found.append(f"{at} needs {memory:.3f} MB per GPU, over the {model.memory_budget_mb:.3f} MB budget")
+            time = model.group_time(lengths, d)
+            if not _close(group.est_ms, time):
+                found.append(f"{at}.est_ms is {group.est_ms:.3f} but the cost model gives {time:.3f}")
+            if not _close(group.memory_mb, memory):
+                found.append(f"{at}.memory_mb is {group.memory_mb:.3f} but the cost model gives {memory:.3f}")
+            slowest = max(slowest, time)
+        spans = sorted((group.first_rank, g) for g, group in enumerate(mb.groups))
+        reach, owner = -1, -1
+        for first, g in spans:
+            if first < reach:
+                found.append(f"micro_batches[{m}]: groups[{min(owner, g)}] and groups[{max(owner, g)}] share ranks")
+            end = first + mb.groups[g].degree
+            if end > reach:
+                reach, owner = end, g
+        if not _close(mb.est_ms, slowest):
+            found.append(f"micro_batches[{m}].est_ms is {mb.est_ms:.3f} but the cost model gives {slowest:.3f}")
+        total += slowest
+    for sid, _ in plan.sequences:
+        if sid not in placed:
+            found.append(f"sequence {sid} is in no group")
+    if not _close(plan.est_step_ms, total):
+        found.append(f"est_step_ms is {plan.est_step_ms:.3f} but the cost model gives {total:.3f}")
+    if plan.lower_bound_ms > total * (1 + 1e-9) + 1e-6:
+        found.append(f"lower_bound_ms {plan.lower_bound_ms:.3f} exceeds the plan's own step time {total:.3f}; "
+                     "the bound is wrong")
+    return found
 
 
-def plan_shape(plan: dict) -> str:
-    """The groups' degrees per micro-batch, largest first: e.g. '<2,1,1> <4>'."""
-    shapes = []
-    for micro_batch in plan["micro_batches"]:
-        degrees = sorted((group["degree"] for group in micro_batch["groups"]), reverse=True)
-        shapes.append("<" + ",".join(str(d) for d in degrees) + ">")
-    return " ".join(shapes)
+def check_plan(plan: Plan | dict, cost_model: CostModel, lengths: list[int] | None = None,
+               degree_problem: Callable[[int], str | None] | None = None) -> Plan:
+    """`plan` (a document or a parsed plan) if this job can run it, else PlanError saying why.
+
+    The job is `cost_model` (its world size, degrees, memory budget), the batch `lengths`
+    (sequence ids 0..K-1 in batch order) and the model: `degree_problem(d)` says why the model's
+    attention heads cannot be split over d ranks, or None when they can
+    (`attention.check_degree`).
+    """
+    if not isinstance(plan, Plan):
+        plan = Plan.from_document(plan)
+    different = plan.cost_model.first_difference(cost_model)
+    if different is not None:
+        raise PlanError(f"plan: its cost_model.{different} is {getattr(plan.cost_model, different)!r} but this "
+                        f"job's is {getattr(cost_model, different)!r}; it was made for another job")
+    broken = violations(plan, cost_model)
+    if broken:
+        more = f" (and {len(broken) - 3} more)" if len(broken) > 3 else ""
+        raise PlanError("plan: " + "; ".join(broken[:3]) + more)
+    if lengths is not None and list(plan.sequences) != list(enumerate(lengths)):
+        raise PlanError(f"plan: its {len(plan.sequences)} sequences do not match this batch's {len(lengths)} "
+                        "(ids 0..K-1 in batch order with the batch's lengths)")
+    if degree_problem is not None:
+        for m, mb in enumerate(plan.micro_batches):
+            for g, group in enumerate(mb.groups):
+                problem = degree_problem(group.degree)
+                if problem is not None:
+                    raise PlanError(f"plan: micro_batches[{m}].groups[{g}]: degree {group.degree}: {problem}")
+    return plan
 
 
-def rank_capacity_tokens(cost_model: dict) -> float:
-    """Tokens one rank can hold: (E - M_ms) / M_token."""
-    return (cost_model["memory_budget_mb"] - cost_model["model_states_mb"]) / cost_model[
-        "activation_mb_per_token"]
+# -- building --------------------------------------------------------------------------------
 
 
-def fallback_plan(lengths: list[int], cost_model: dict, world_size: int) -> dict:
+def assemble_plan(strategy: str, cost_model: CostModel, lengths: list[int],
+                  assignment: list[list[tuple[int, list[int]]]], solver: str = "runtime") -> Plan:
+    """A plan from micro-batches given as (degree, sequence ids) groups: each micro-batch's
+    groups placed largest first on consecutive aligned ranks, every estimate from `cost_model`.
+    Sequence ids are 0..K-1 in `lengths` order; degrees must be powers of two whose sum fits
+    the world (checked by `violations`, not here)."""
+    micro_batches = []
+    for groups in assignment:
+        placed, next_rank = [], 0
+        for degree, ids in sorted(groups, key=lambda group: -group[0]):
+            group_lengths = [lengths[i] for i in ids]
+            tokens = sum(group_lengths)
+            placed.append(Group(degree, next_rank, tuple(ids), tokens, cost_model.group_time(group_lengths, degree),
+                                cost_model.group_memory_mb(tokens, degree)))
+            next_rank += degree
+        micro_batches.append(MicroBatch(max((g.est_ms for g in placed), default=0.0), tuple(placed)))
+    return Plan(strategy=strategy, world_size=cost_model.world_size, cost_model=cost_model,
+                sequences=tuple(enumerate(lengths)), micro_batches=tuple(micro_batches),
+                est_step_ms=sum(mb.est_ms for mb in micro_batches), lower_bound_ms=0.0,
+                solver_name=solver, solver_wall_ms=0.0)
+
+
+def fallback_plan(lengths: list[int], cost_model: CostModel) -> Plan:
     """A safe plan computed locally: one degree for the batch, first-fit decreasing packing.
 
-    The degree is the smallest power of two whose group holds the longest sequence; each
-    micro-batch has world_size / degree groups of that degree. Raises PlanError if even the
-    largest allowed degree cannot hold the longest sequence.
+    The degree is the smallest allowed one whose group holds the longest sequence; each
+    micro-batch has world_size / degree groups of it. PlanError if no allowed degree holds the
+    longest sequence (or the batch is empty).
     """
-    capacity = rank_capacity_tokens(cost_model)
-    max_degree = min(cost_model["max_degree"], world_size)
-    longest = max(lengths, default=1)
-    degree = 1
-    while degree < max_degree and group_memory_mb(cost_model, longest, degree) > cost_model[
-            "memory_budget_mb"]:
-        degree *= 2
-    if group_memory_mb(cost_model, longest, degree) > cost_model["memory_budget_mb"]:
-        raise PlanError(
-            f"fallback: a sequence of {longest} tokens does not fit even a group of {degree} ranks "
-            f"({capacity:.0f} tokens per rank)")
-    group_capacity = math.floor(capacity * degree)
-
-    bins: list[list[int]] = []  # sequence ids per group
-    bin_tokens: list[int] = []
+    if not lengths:
+        raise PlanError("fallback: the batch has no sequences")
+    longest = max(lengths)
+    degree = cost_model.minimum_degree(longest)
+    if degree is None:
+        top = cost_model.degrees[-1]
+        raise PlanError(f"fallback: a sequence of {longest} tokens does not fit even a group of {top} ranks "
+                        f"({cost_model.token_capacity(top)} tokens)")
+    capacity = cost_model.token_capacity(degree)
+    bins: list[list[int]] = []
+    used: list[int] = []
     for sid in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
-        for b, used in enumerate(bin_tokens):
-            if used + lengths[sid] <= group_capacity:
+        for b, tokens in enumerate(used):
+            if tokens + lengths[sid] <= capacity:
                 bins[b].append(sid)
-                bin_tokens[b] += lengths[sid]
+                used[b] += lengths[sid]
                 break
         else:
             bins.append([sid])
-            bin_tokens.append(lengths[sid])
+            used.append(lengths[sid])
+    per_micro_batch = cost_model.world_size // degree
+    assignment = [[(degree, ids) for ids in bins[start:start + per_micro_batch]]
+                  for start in range(0, len(bins), per_micro_batch)]
+    return assemble_plan("fallback", cost_model, lengths, assignment, solver="runtime-fallback")
 
-    groups_per_micro_batch = world_size // degree
-    micro_batches = []
-    for start in range(0, len(bins), groups_per_micro_batch):
-        groups = []
-        for slot, ids in enumerate(bins[start:start + groups_per_micro_batch]):
-            tokens = sum(lengths[i] for i in ids)
-            groups.append({
-                "degree": degree, "first_rank": slot * degree, "sequence_ids": ids,
-                "tokens": tokens,
-                "est_ms": group_time_ms(cost_model, [lengths[i] for i in ids], degree),
-                "memory_mb": group_memory_mb(cost_model, tokens, degree),
-            })
-        micro_batches.append({"est_ms": max(g["est_ms"] for g in groups), "groups": groups})
-    est_step_ms = sum(mb["est_ms"] for mb in micro_batches)
-    return {
-        "version": PLAN_VERSION, "strategy": "fallback", "world_size": world_size,
-        "cost_model": cost_model,
-        "sequences": [{"id": i, "length": n} for i, n in enumerate(lengths)],
-        "micro_batches": micro_batches,
-        "est_step_ms": est_step_ms, "lower_bound_ms": 0.0,
-        "solver": {"name": "runtime-fallback", "wall_ms": 0.0},
-    }
+
+def plan_shape(plan: Plan) -> str:
+    """The groups' degrees per micro-batch, largest first: e.g. '<2,1,1> <4>'."""
+    return " ".join("<" + ",".join(str(d) for d in sorted((g.degree for g in mb.groups), reverse=True)) + ">"
+                    for mb in plan.micro_batches)

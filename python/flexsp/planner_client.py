@@ -4,13 +4,20 @@ Protocol (DESIGN.md): one JSON request per line on the service's stdin,
 `{"id": 7, "lengths": [1234, 80, ...]}`, one JSON reply per line on its stdout: the plan with
 `"id": 7` added, or `{"id": 7, "error": "..."}`.
 
+`serve` answers every request with exactly one line, in order, so the client pairs each line
+with its oldest unanswered request: a line that is not that request's reply (not JSON, not an
+object, an id of another value or type) is an unusable reply to it, which falls back at once
+instead of leaving the step to wait for a reply that will never come.
+
 Rank 0 asks for batch t+1's plan as soon as batch t's plan is in hand, so the planner works
 while batch t trains; a background thread reads replies as they come. `PlanSource.plan_for`
-then waits at most `timeout_s` for it. Whatever goes wrong (no binary, a late reply, an error
-reply, a dead process) ends in a warning and `fallback_plan`, never in a wait without end; a
-dead planner is restarted up to `max_restarts` times, then abandoned for the rest of the run.
-`broadcast_plan` sends rank 0's document to every rank, and every rank validates it on its own
-before any collective of the step (it falls back to the same local plan if it is invalid).
+then waits at most `timeout_s` for it and checks it against the job (`plan.check_plan`).
+Whatever goes wrong (no binary, a late reply, an error reply, a reply of any other shape or
+type, a plan for another job, a dead process) ends within the step in a warning and
+`fallback_plan`, never in a wait without end, and never in an exception. A dead planner is
+restarted up to `max_restarts` times, then abandoned for the rest of the run. The reader thread
+survives any line; if it ever stops, the planner counts as dead, so no later step waits for it.
+`broadcast_plan` sends rank 0's checked plan to every rank.
 """
 
 from __future__ import annotations
@@ -21,15 +28,19 @@ import os
 import subprocess
 import threading
 import time
+from collections import deque
 from pathlib import Path
+from typing import Callable
 
 import torch.distributed as dist
 
-from flexsp.plan import PlanError, fallback_plan, validate_plan
+from flexsp.cost_model import ContractError, CostModel, loads_strict
+from flexsp.plan import Plan, PlanError, check_plan, fallback_plan
 
 log = logging.getLogger("flexsp.planner")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+_MAX_KEPT_REPLIES = 64
 
 
 class PlannerError(RuntimeError):
@@ -42,6 +53,14 @@ def find_planner_binary() -> str | None:
     return candidate if os.path.isfile(candidate) and os.access(candidate, os.X_OK) else None
 
 
+def _reply_id(reply: object) -> int | None:
+    """The integer id of a reply object, or None when it has none a request could have had."""
+    if not isinstance(reply, dict):
+        return None
+    rid = reply.get("id")
+    return rid if isinstance(rid, int) and not isinstance(rid, bool) else None
+
+
 class PlannerProcess:
     """One `flexsp serve` child: send requests, collect replies by id on a reader thread."""
 
@@ -49,8 +68,9 @@ class PlannerProcess:
         self.command = command
         self._proc = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, bufsize=1)
+            text=True, bufsize=1, errors="replace")
         self._replies: dict[int, dict] = {}
+        self._unanswered: deque[int] = deque()  # ids sent, oldest first, not yet answered
         self._cond = threading.Condition()
         self._dead_reason: str | None = None
         self._stderr_tail: list[str] = []
@@ -59,36 +79,63 @@ class PlannerProcess:
         threading.Thread(target=self._read_stderr, daemon=True).start()
 
     def _read_replies(self) -> None:
-        for line in self._proc.stdout:
-            try:
-                reply = json.loads(line)
-                reply_id = reply["id"]
-            except (ValueError, KeyError, TypeError):
-                log.warning("planner: ignoring a line that is not a reply: %.200s", line.strip())
-                continue
-            with self._cond:
-                self._replies[reply_id] = reply
-                self._cond.notify_all()
-        self._proc.wait()
-        with self._cond:
+        reason = None
+        try:
+            for line in self._proc.stdout:
+                if not line.strip():
+                    continue
+                try:
+                    reply, problem = loads_strict(line), None
+                except ContractError as error:
+                    reply, problem = None, f"not JSON ({error})"
+                rid = _reply_id(reply)
+                with self._cond:
+                    if not self._unanswered:
+                        log.warning("planner: ignoring a line no request asked for: %.200r", line.strip())
+                        continue
+                    expected = self._unanswered.popleft()
+                    if problem is None and rid != expected:
+                        shown = reply.get("id") if isinstance(reply, dict) else reply
+                        problem = f"a reply with id {shown!r:.80}" if isinstance(reply, dict) else "not a JSON object"
+                    if problem is not None:
+                        log.warning("planner: unusable reply to request %d: %s: %.200r", expected, problem,
+                                    line.strip())
+                        reply = {"error": f"unusable reply: {problem}"}
+                    self._replies[expected] = reply
+                    # A planner that answers ids nobody asked for cannot grow this without end.
+                    while len(self._replies) > _MAX_KEPT_REPLIES:
+                        del self._replies[min(self._replies)]
+                    self._cond.notify_all()
+            self._proc.wait()
             tail = " | ".join(self._stderr_tail[-3:])
-            self._dead_reason = f"exited with status {self._proc.returncode}" + (
-                f" ({tail})" if tail else "")
-            self._cond.notify_all()
+            reason = f"exited with status {self._proc.returncode}" + (f" ({tail})" if tail else "")
+        except Exception as error:  # noqa: BLE001 - the thread must never die silently
+            reason = f"reply reader failed: {type(error).__name__}: {error}"
+            log.warning("planner: %s", reason)
+        finally:
+            with self._cond:
+                self._dead_reason = reason or "reply reader stopped"
+                self._cond.notify_all()
 
     def _read_stderr(self) -> None:
-        for line in self._proc.stderr:
-            self._stderr_tail = (self._stderr_tail + [line.strip()])[-10:]
+        try:
+            for line in self._proc.stderr:
+                self._stderr_tail = (self._stderr_tail + [line.strip()[:300]])[-10:]
+        except (OSError, ValueError):
+            pass
 
     @property
     def alive(self) -> bool:
         return self._dead_reason is None
 
     def send(self, request_id: int, lengths: list[int]) -> None:
+        with self._cond:
+            self._replies.pop(request_id, None)
+            self._unanswered.append(request_id)
         try:
             self._proc.stdin.write(json.dumps({"id": request_id, "lengths": lengths}) + "\n")
             self._proc.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError) as error:
+        except (OSError, ValueError) as error:
             raise PlannerError(f"planner: cannot send request {request_id}: {error}") from error
 
     def receive(self, request_id: int, timeout_s: float) -> dict:
@@ -107,26 +154,33 @@ class PlannerProcess:
             for stale in [i for i in self._replies if i < request_id]:
                 del self._replies[stale]
         if "error" in reply:
-            raise PlannerError(f"planner refused request {request_id}: {reply['error']}")
+            raise PlannerError(f"planner refused request {request_id}: {str(reply['error'])[:500]}")
         return reply
 
     def close(self) -> None:
-        if self._proc.poll() is None:
-            try:
-                self._proc.stdin.close()
-                self._proc.wait(timeout=2)
-            except (OSError, subprocess.TimeoutExpired):
-                self._proc.kill()
-                self._proc.wait()
+        try:
+            if self._proc.poll() is None:
+                try:
+                    self._proc.stdin.close()
+                    self._proc.wait(timeout=2)
+                except (OSError, ValueError, subprocess.TimeoutExpired):
+                    self._proc.kill()
+                    self._proc.wait()
+        except OSError:
+            pass
 
 
 class PlanSource:
-    """Rank 0's source of plans: the planner when it answers in time, else the local fallback."""
+    """Rank 0's source of plans: the planner when it answers in time with a plan this job can
+    run, else the local fallback."""
 
-    def __init__(self, cost_model_path: str | Path, cost_model: dict, world_size: int,
+    def __init__(self, cost_model_path: str | Path, cost_model: CostModel, world_size: int,
                  strategy: str = "flexsp", timeout_s: float = 30.0, max_restarts: int = 1,
-                 binary: str | None = None, command: list[str] | None = None) -> None:
-        self.cost_model, self.world_size = cost_model, world_size
+                 binary: str | None = None, command: list[str] | None = None,
+                 degree_problem: Callable[[int], str | None] | None = None) -> None:
+        if world_size != cost_model.world_size:
+            raise ValueError(f"the cost model is for {cost_model.world_size} ranks; this job has {world_size}")
+        self.cost_model, self.world_size, self.degree_problem = cost_model, world_size, degree_problem
         self.timeout_s, self.restarts_left = timeout_s, max_restarts
         binary = binary or find_planner_binary()
         if command is None and binary is not None:
@@ -143,7 +197,7 @@ class PlanSource:
     def _start(self) -> PlannerProcess | None:
         try:
             return PlannerProcess(self.command)
-        except OSError as error:
+        except (OSError, ValueError) as error:
             log.warning("planner: cannot start %s: %s; the fallback plan is used from now on",
                         self.command[0], error)
             return None
@@ -152,29 +206,47 @@ class PlanSource:
         """Asks for the plan of batch `step` now; `plan_for(step)` collects it later."""
         if self.process is None:
             return
+        if not self.process.alive:
+            self._planner_failed(PlannerError("planner died"))
+            if self.process is None:
+                return
         try:
             self.process.send(step, lengths)
             self.pending.add(step)
         except PlannerError as error:
             self._planner_failed(error)
 
-    def plan_for(self, step: int, lengths: list[int]) -> tuple[dict, str]:
-        """The plan for batch `step` and where it came from ('planner' or 'fallback: why')."""
+    def plan_for(self, step: int, lengths: list[int]) -> tuple[Plan, str]:
+        """A plan for batch `step` that this job can run, and where it came from ('planner' or
+        'fallback: why'). PlanError only when not even the fallback can hold the batch."""
+        try:
+            plan = self._planner_plan(step, lengths)
+            return plan, "planner"
+        except (PlannerError, ContractError) as error:
+            why = str(error)
+        except Exception as error:  # noqa: BLE001 - any other fault still ends in the fallback
+            why = f"{type(error).__name__}: {error}"
+        log.warning("%s; using the fallback plan", why)
+        return fallback_plan(lengths, self.cost_model), f"fallback: {why}"
+
+    def _planner_plan(self, step: int, lengths: list[int]) -> Plan:
         if self.process is not None and step not in self.pending:
             self.request(step, lengths)
         if self.process is None or step not in self.pending:
-            return fallback_plan(lengths, self.cost_model, self.world_size), "fallback: no planner"
+            raise PlannerError("no planner")
         self.pending.discard(step)
         try:
             reply = self.process.receive(step, self.timeout_s)
         except PlannerError as error:
             if not self.process.alive:
                 self._planner_failed(error)
-            else:
-                log.warning("%s; using the fallback plan", error)
-            return fallback_plan(lengths, self.cost_model, self.world_size), f"fallback: {error}"
+            raise
+        reply = dict(reply)
         reply.pop("id", None)
-        return reply, "planner"
+        try:
+            return check_plan(reply, self.cost_model, lengths, self.degree_problem)
+        except PlanError as error:
+            raise PlanError(f"refusing the planner's plan for step {step}: {error}") from None
 
     def _planner_failed(self, error: Exception) -> None:
         """A dead planner: restart it while restarts are left, else run on without it."""
@@ -195,20 +267,9 @@ class PlanSource:
             self.process = None
 
 
-def broadcast_plan(plan: dict | None, source: str | None) -> tuple[dict, str]:
-    """Rank 0's (plan, source) on every rank, sent as one pickled object."""
+def broadcast_plan(plan: Plan | None, source: str | None) -> tuple[Plan | None, str | None]:
+    """Rank 0's (plan, source) on every rank, sent as one pickled object. Rank 0 checked the
+    plan (`PlanSource.plan_for`), so every rank runs the same valid plan."""
     payload = [plan, source]
     dist.broadcast_object_list(payload, src=0)
     return payload[0], payload[1]
-
-
-def checked_plan(plan: dict, source: str, lengths: list[int], cost_model: dict,
-                 world_size: int) -> tuple[dict, str]:
-    """`plan` if it obeys every rule for this batch, else the fallback (same verdict on all ranks)."""
-    try:
-        validate_plan(plan, world_size, lengths)
-        return plan, source
-    except PlanError as error:
-        if dist.is_initialized() and dist.get_rank() == 0:
-            log.warning("refusing the planner's plan: %s; using the fallback plan", error)
-        return fallback_plan(lengths, cost_model, world_size), f"fallback: invalid plan: {error}"

@@ -49,10 +49,11 @@ from flexsp.config import Config, load_config
 from flexsp.data import GlobalBatch, pack_group
 from flexsp.engine import forward_backward
 from flexsp.groups import GroupPool
+from flexsp.cost_model import COST_MODEL_VERSION, CostModel
 from flexsp.model import (ModelShape, build_model as build_hf_model, decoder_layers,
                           forward_logits, load_hf_config, max_degree_for)
 from flexsp.parallelize import apply_activation_checkpointing, compute_dtype
-from flexsp.plan import COST_MODEL_VERSION, PLAN_VERSION, validate_cost_model
+from flexsp.plan import Plan, assemble_plan
 
 log = logging.getLogger("flexsp.profile")
 
@@ -204,20 +205,20 @@ def model_states_mb(model: torch.nn.Module, world_size: int) -> float:
 # Measurements (collective: every rank calls them with the same arguments)
 
 
-def uniform_plan(world_size: int, degree: int, length: int, count: int = 1) -> tuple[dict, GlobalBatch]:
+def uniform_plan(world_size: int, degree: int, length: int, count: int = 1) -> tuple[Plan, GlobalBatch]:
     """A plan whose world/degree groups all have `degree` and hold `count` sequences of `length`,
     and a batch to go with it (random tokens, the same on every rank)."""
     groups = world_size // degree
     generator = torch.Generator().manual_seed(length * 31 + degree)
     sequences = [torch.randint(256, (length,), generator=generator) for _ in range(groups * count)]
-    plan = {
-        "version": PLAN_VERSION, "strategy": "profile", "world_size": world_size,
-        "sequences": [{"id": i, "length": length} for i in range(len(sequences))],
-        "micro_batches": [{"groups": [
-            {"degree": degree, "first_rank": g * degree,
-             "sequence_ids": list(range(g * count, (g + 1) * count)), "tokens": length * count}
-            for g in range(groups)]}],
-    }
+    # No cost model exists yet while profiling: a stand-in (never validated) carries the world
+    # size, and the plan's estimates are left at zero.
+    stand_in = CostModel(name="profile", world_size=world_size, gpus_per_node=world_size,
+                         memory_budget_mb=math.inf, model_states_mb=0.0, activation_mb_per_token=1.0,
+                         alpha1_ms=0.0, alpha2_ms=0.0, beta1_ms=0.0, a2a_mb_per_token=0.0,
+                         a2a_bandwidth_gbps=(), max_degree=world_size)
+    assignment = [[(degree, list(range(g * count, (g + 1) * count))) for g in range(groups)]]
+    plan = assemble_plan("profile", stand_in, [length] * len(sequences), assignment, solver="profile")
     return plan, GlobalBatch(0, sequences)
 
 
@@ -472,7 +473,7 @@ def profile(config: Config, options: ProfileOptions, device: torch.device) -> tu
         "a2a_mb_per_token": mb_per_token, "a2a_bandwidth_gbps": bandwidth,
         "max_degree": max_degree,
     }
-    validate_cost_model(document)
+    CostModel.from_document(document)  # the planner's rules: fail here, not in `serve`
     report = {
         "r2": fit.r2,
         "fit_max_relative_error": largest_relative_error(fit, fitted, a2a_ms),

@@ -27,8 +27,8 @@ import torch.distributed as dist
 from flexsp.config import Config, load_config
 from flexsp.engine import train_step
 from flexsp.groups import GroupPool
-from flexsp.plan import (PLAN_VERSION, group_memory_mb, group_time_ms, load_cost_model,
-                         validate_plan)
+from flexsp.cost_model import CostModel
+from flexsp.plan import Plan, assemble_plan, check_plan
 from flexsp.profile import ProfileOptions, describe, init_world, int_list, profile, slowest_rank_ms
 
 log = logging.getLogger("flexsp.profile_check")
@@ -37,12 +37,11 @@ log = logging.getLogger("flexsp.profile_check")
 SHAPES = {"<1,1,1,1>": [1, 1, 1, 1], "<4>": [4], "<2,1,1>": [2, 1, 1], "<2,2>": [2, 2]}
 
 
-def shaped_plan(lengths: list[int], degrees: list[int], cost_model: dict, world_size: int) -> dict:
+def shaped_plan(lengths: list[int], degrees: list[int], cost_model: CostModel, world_size: int) -> Plan:
     """A plan whose every micro-batch has groups of `degrees`, as few micro-batches as memory
     allows, and sequences placed longest first on the group whose estimate is then smallest
     (LPT), so the shape, not a poor packing, decides the step time."""
     degrees = sorted(degrees, reverse=True)  # largest first keeps every group aligned
-    firsts = [sum(degrees[:i]) for i in range(len(degrees))]
     if sum(degrees) > world_size:
         raise ValueError(f"shape {degrees} needs {sum(degrees)} ranks; the world has {world_size}")
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
@@ -52,46 +51,26 @@ def shaped_plan(lengths: list[int], degrees: list[int], cost_model: dict, world_
         members: dict[tuple[int, int], list[int]] = {slot: [] for slot in slots}
         placed_all = True
         for sid in order:
-            fitting = [slot for slot in slots if group_memory_mb(
-                cost_model, sum(lengths[i] for i in members[slot]) + lengths[sid],
-                degrees[slot[1]]) <= cost_model["memory_budget_mb"]]
+            fitting = [slot for slot in slots if cost_model.fits(
+                sum(lengths[i] for i in members[slot]) + lengths[sid], degrees[slot[1]])]
             if not fitting:
                 placed_all = False
                 break
-            best = min(fitting, key=lambda slot: group_time_ms(
-                cost_model, [lengths[i] for i in members[slot] + [sid]], degrees[slot[1]]))
+            best = min(fitting, key=lambda slot: cost_model.group_time(
+                [lengths[i] for i in members[slot] + [sid]], degrees[slot[1]]))
             members[best].append(sid)
         if placed_all:
             break
         micro_batches += 1
         if micro_batches > len(lengths):
             raise ValueError(f"a sequence fits no group of shape {degrees}")
-    plan_micro_batches = []
-    for m in range(micro_batches):
-        groups = []
-        for g, (degree, first) in enumerate(zip(degrees, firsts)):
-            ids = members[(m, g)]
-            if not ids:
-                continue
-            tokens = sum(lengths[i] for i in ids)
-            groups.append({"degree": degree, "first_rank": first, "sequence_ids": ids,
-                           "tokens": tokens,
-                           "est_ms": group_time_ms(cost_model, [lengths[i] for i in ids], degree),
-                           "memory_mb": group_memory_mb(cost_model, tokens, degree)})
-        plan_micro_batches.append({"est_ms": max(g["est_ms"] for g in groups), "groups": groups})
-    plan = {
-        "version": PLAN_VERSION, "strategy": "fixed-shape", "world_size": world_size,
-        "cost_model": cost_model,
-        "sequences": [{"id": i, "length": n} for i, n in enumerate(lengths)],
-        "micro_batches": plan_micro_batches,
-        "est_step_ms": sum(mb["est_ms"] for mb in plan_micro_batches),
-        "lower_bound_ms": 0.0, "solver": {"name": "profile-check", "wall_ms": 0.0},
-    }
-    validate_plan(plan, world_size, lengths)
-    return plan
+    assignment = [[(degree, members[(m, g)]) for g, degree in enumerate(degrees) if members[(m, g)]]
+                  for m in range(micro_batches)]
+    return check_plan(assemble_plan("fixed-shape", cost_model, lengths, assignment, solver="profile-check"),
+                      cost_model, lengths)
 
 
-def check_shapes(config: Config, cost_model: dict, shapes: dict[str, list[int]], steps: int,
+def check_shapes(config: Config, cost_model: CostModel, shapes: dict[str, list[int]], steps: int,
                  warmup: int, device: torch.device) -> list[dict]:
     """Trains `steps` real batches per shape (after `warmup` untimed ones) and returns one row
     per shape: mean predicted and measured ms, error, whole step ms. Collective.
@@ -103,7 +82,7 @@ def check_shapes(config: Config, cost_model: dict, shapes: dict[str, list[int]],
     from flexsp.train import build_dataset, build_model
     rank, world_size = dist.get_rank(), dist.get_world_size()
     model, optimizer = build_model(config, world_size, device)
-    pool = GroupPool(world_size, rank, cost_model["max_degree"])
+    pool = GroupPool(world_size, rank, cost_model.max_degree)
     dataset = build_dataset(config, model.config.vocab_size)
     predicted = {name: [] for name in shapes}
     measured = {name: [] for name in shapes}
@@ -125,13 +104,13 @@ def check_shapes(config: Config, cost_model: dict, shapes: dict[str, list[int]],
                 device)
             if step < warmup:
                 continue
-            predicted[name].append(plan["est_step_ms"])
+            predicted[name].append(plan.est_step_ms)
             measured[name].append(compute_ms)
             whole[name].append(step_ms)
             if rank == 0:
                 log.info("%-10s batch %d: %d micro-batches, est %.1f ms, forward+backward "
                          "%.1f ms, step %.1f ms", name, step - warmup,
-                         len(plan["micro_batches"]), predicted[name][-1], compute_ms, step_ms)
+                         len(plan.micro_batches), predicted[name][-1], compute_ms, step_ms)
     rows = []
     for name in shapes:
         step_errors = [(p - m) / m for p, m in zip(predicted[name], measured[name])]
@@ -177,7 +156,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     config = load_config(args.config)
     rank, world_size, device = init_world(config)
     if args.cost_model:
-        cost_model = load_cost_model(args.cost_model)
+        cost_model = CostModel.load(args.cost_model)
     else:
         options = ProfileOptions(lengths=args.lengths, counts=args.counts, repeats=args.repeats,
                                  budget_tokens=args.budget_tokens,
@@ -186,6 +165,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if rank == 0:
             Path(args.out).write_text(json.dumps(cost_model, indent=1) + "\n")
             print(describe(cost_model, report), flush=True)
+        cost_model = CostModel.from_document(cost_model)
     shapes = SHAPES if not args.shapes else {name: SHAPES[name] for name in args.shapes.split(",")}
     shapes = {name: degrees for name, degrees in shapes.items() if sum(degrees) <= world_size}
     rows = check_shapes(config, cost_model, shapes, args.steps, args.warmup, device)

@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 
-from flexsp.attention import kernel_for
+from flexsp.attention import check_degree, kernel_for
 from flexsp.checkpoint import (check_data_state, latest_checkpoint, load_checkpoint,
                                save_checkpoint)
 from flexsp.config import Config, load_config
@@ -35,8 +35,9 @@ from flexsp.model import (ModelError, ModelShape, build_model as build_hf_model,
 from flexsp.optim import build_optimizer, lr_at, set_lr
 from flexsp.parallelize import (apply_activation_checkpointing, apply_fsdp, compute_dtype,
                                 mixed_precision_policy)
-from flexsp.plan import PlanError, load_cost_model, plan_shape
-from flexsp.planner_client import PlanSource, broadcast_plan, checked_plan
+from flexsp.cost_model import CostModel
+from flexsp.plan import Plan, PlanError, plan_shape
+from flexsp.planner_client import PlanSource, broadcast_plan
 
 log = logging.getLogger("flexsp.train")
 
@@ -96,7 +97,7 @@ def _dataset(config: Config, vocab_size: int) -> Dataset:
     raise ValueError(f"data.source must be 'tokens', 'corpus' or 'synthetic', not {data.source!r}")
 
 
-def startup_checks(config: Config, world_size: int) -> tuple[object, dict]:
+def startup_checks(config: Config, world_size: int) -> tuple[object, CostModel]:
     """Everything that can refuse the job, done before any collective: every rank reads the
     same files and refuses alone, with the same one-line reason, instead of leaving the others
     in a collective. Returns the model's transformers config and the cost model."""
@@ -104,11 +105,11 @@ def startup_checks(config: Config, world_size: int) -> tuple[object, dict]:
         hf_config = load_hf_config(config.model)
         check_routable(hf_config, config.data.max_seq_len)
         mixed_precision_policy(config.parallel.mixed_precision)
-        cost_model = load_cost_model(config.planner.cost_model)
-        if cost_model["world_size"] != world_size:
-            raise PlanError(f"cost model {cost_model['name']!r} is for "
-                            f"{cost_model['world_size']} ranks; this job has {world_size}")
-        check_max_degree(ModelShape.of(hf_config), cost_model["max_degree"])
+        cost_model = CostModel.load(config.planner.cost_model)
+        if cost_model.world_size != world_size:
+            raise PlanError(f"cost model {cost_model.name!r} is for "
+                            f"{cost_model.world_size} ranks; this job has {world_size}")
+        check_max_degree(ModelShape.of(hf_config), cost_model.max_degree)
     except (ModelError, PlanError, ValueError, OSError) as error:
         raise SystemExit(f"flexsp.train: {error}") from None
     return hf_config, cost_model
@@ -145,9 +146,9 @@ def build_model(config: Config, world_size: int, device: torch.device
 
 
 def next_plan(plan_source: PlanSource | None, step: int, lengths: list[int],
-              next_lengths: list[int] | None, cost_model: dict, world_size: int
-              ) -> tuple[dict, str]:
-    """Batch `step`'s plan on every rank; rank 0 also asks the planner for the next batch's.
+              next_lengths: list[int] | None) -> tuple[Plan, str]:
+    """Batch `step`'s plan on every rank (checked once, on rank 0, for this job and batch);
+    rank 0 also asks the planner for the next batch's.
 
     If rank 0 cannot produce any plan (say a sequence fits no group), it says so in the
     broadcast and every rank stops with the reason, instead of the others waiting forever.
@@ -163,7 +164,7 @@ def next_plan(plan_source: PlanSource | None, step: int, lengths: list[int],
     plan, source = broadcast_plan(plan, source)
     if plan is None:
         raise SystemExit(f"step {step + 1}: no plan can run this batch ({source})")
-    return checked_plan(plan, source, lengths, cost_model, world_size)
+    return plan, source
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     meter = StepMeter(ModelShape.of(hf_config), linear_weights(model), world_size, device,
                       peak_tflops(device, dtype, config.parallel.peak_tflops))
     t0 = time.perf_counter()
-    pool = GroupPool(world_size, rank, cost_model["max_degree"])
+    pool = GroupPool(world_size, rank, cost_model.max_degree)
     pool_ms = (time.perf_counter() - t0) * 1e3
     data_state = data_position(config, dataset)
     start_step = resume(config, model, optimizer, data_state) if args.resume else 0
@@ -198,7 +199,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if rank == 0:
         plan_source = PlanSource(config.planner.cost_model, cost_model, world_size,
                                  config.planner.strategy, config.planner.timeout_s,
-                                 config.planner.max_restarts)
+                                 config.planner.max_restarts,
+                                 degree_problem=lambda d: check_degree(meter.shape.heads, meter.shape.kv_heads, d))
         log.info("%d ranks (%s); group pool: %d communicators per rank, built in %.0f ms; "
                  "%d parameters", world_size, dist.get_backend(), len(pool), pool_ms,
                  sum(p.numel() for p in model.parameters()))
@@ -216,8 +218,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         t_start = time.perf_counter()
         batch = dataset.batch(step)
         next_lengths = dataset.batch(step + 1).lengths if rank == 0 and step + 1 < steps else None
-        plan, source = next_plan(plan_source, step, batch.lengths, next_lengths, cost_model,
-                                 world_size)
+        plan, source = next_plan(plan_source, step, batch.lengths, next_lengths)
         t_plan = time.perf_counter()
         lr = lr_at(step, train.lr, train.lr_min, train.warmup_steps, steps, train.lr_schedule)
         set_lr(optimizer, lr)
@@ -288,14 +289,14 @@ def resume(config: Config, model: torch.nn.Module, optimizer: torch.optim.Optimi
     return steps_done
 
 
-def step_record(step: int, loss: float, lr: float, lengths: list[int], plan: dict, source: str,
+def step_record(step: int, loss: float, lr: float, lengths: list[int], plan: Plan, source: str,
                 step_ms: float, plan_wait_ms: float, dispatch_ms: float) -> dict:
     """What one step did and where its time went. Outside compute = waiting for the plan
     (planner, broadcast, validation) + dispatch (packing, slicing, group lookup)."""
     tokens = sum(lengths)
     return {
         "step": step + 1, "loss": loss, "lr": lr, "sequences": len(lengths), "tokens": tokens,
-        "plan": plan_shape(plan), "source": source, "est_step_ms": plan["est_step_ms"],
+        "plan": plan_shape(plan), "source": source, "est_step_ms": plan.est_step_ms,
         "step_ms": step_ms, "plan_wait_ms": plan_wait_ms, "dispatch_ms": dispatch_ms,
         "outside_compute": (plan_wait_ms + dispatch_ms) / step_ms,
     }

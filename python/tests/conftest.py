@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from flexsp.cost_model import CostModel
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY_COST_MODEL = REPO_ROOT / "configs" / "tiny-cpu-costmodel.json"
 
@@ -12,8 +14,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture
-def tiny_cost_model() -> dict:
-    return json.loads(TINY_COST_MODEL.read_text())
+def tiny_cost_model() -> CostModel:
+    return CostModel.load(TINY_COST_MODEL)
 
 
 def cost_model_for(world_size: int, max_degree: int | None = None) -> dict:
@@ -26,9 +28,16 @@ def cost_model_for(world_size: int, max_degree: int | None = None) -> dict:
     return cost_model
 
 
+def job_model(world_size: int, max_degree: int | None = None) -> CostModel:
+    """`cost_model_for` parsed: the job's own cost model, as the runtime holds it."""
+    return CostModel.from_document(cost_model_for(world_size, max_degree))
+
+
 def make_plan(cost_model: dict, lengths: list[int], micro_batches: list[list[tuple]]) -> dict:
-    """micro_batches: per micro-batch, groups as (degree, first_rank, sequence_ids)."""
-    return {
+    """A plan document with the estimates the cost model gives. micro_batches: per micro-batch,
+    groups as (degree, first_rank, sequence_ids); they need not obey the rules."""
+    model = CostModel.from_document(cost_model)
+    document = {
         "version": 1, "strategy": "test", "world_size": cost_model["world_size"],
         "cost_model": cost_model,
         "sequences": [{"id": i, "length": n} for i, n in enumerate(lengths)],
@@ -40,6 +49,27 @@ def make_plan(cost_model: dict, lengths: list[int], micro_batches: list[list[tup
             for groups in micro_batches],
         "est_step_ms": 0.0, "lower_bound_ms": 0.0, "solver": {"name": "test", "wall_ms": 0.0},
     }
+    return restamp(document, model)
+
+
+def restamp(document: dict, model: CostModel) -> dict:
+    """Recomputes a plan document's estimates (not its tokens) with `model`, so that a test
+    that breaks one rule breaks only that one."""
+    length_of = {s["id"]: s["length"] for s in document["sequences"]}
+    step = 0.0
+    for mb in document["micro_batches"]:
+        slowest = 0.0
+        for g in mb.get("groups", []):
+            if not isinstance(g, dict) or not isinstance(g.get("degree"), int) or g["degree"] < 1:
+                continue
+            group_lengths = [length_of[i] for i in g["sequence_ids"] if i in length_of]
+            g["est_ms"] = model.group_time(group_lengths, g["degree"])
+            g["memory_mb"] = model.group_memory_mb(sum(group_lengths), g["degree"])
+            slowest = max(slowest, g["est_ms"])
+        mb["est_ms"] = slowest
+        step += slowest
+    document["est_step_ms"] = step
+    return document
 
 
 # A tiny Hugging Face Llama (GQA: 8 query heads, 2 KV heads), as a `model.hf_config` mapping.

@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from torch.distributed.device_mesh import init_device_mesh
 
 from conftest import cost_model_for, make_plan
+from flexsp.cost_model import CostModel
+from flexsp.plan import check_plan
 from dist_harness import run_world
 from flexsp.data import GlobalBatch
 from flexsp.engine import train_step
@@ -159,7 +161,8 @@ def parity_worker(rank: int, world_size: int, families: list[str], plans: list[s
                 lambda *_: seen.__setitem__("clipped", full(model, grads=True)))
             torch.nn.utils.clip_grad_norm_ = recording_clip
             try:
-                plan = make_plan(cost_model, LENGTHS, PLANS[world_size][plan_name])
+                plan = check_plan(make_plan(cost_model, LENGTHS, PLANS[world_size][plan_name]),
+                                  CostModel.from_document(cost_model), LENGTHS)
                 loss, _ = train_step(model, optimizer, plan, batch, pool, rank, world_size,
                                      max_grad_norm=MAX_GRAD_NORM)
             finally:

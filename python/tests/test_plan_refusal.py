@@ -1,17 +1,18 @@
-"""A plan that breaks a rule is refused on every rank, with the reason, before any collective."""
+"""A plan that breaks a rule is refused, with the reason, by a pure check that calls no collective,
+so the job stays in step and the next (fallback) plan runs."""
 
 import pytest
 import torch
 import torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 
-from conftest import cost_model_for, make_plan, tiny_model
+from conftest import cost_model_for, job_model, make_plan, tiny_model
 from dist_harness import run_world
 from flexsp.data import GlobalBatch
 from flexsp.engine import train_step
 from flexsp.groups import GroupPool
 from flexsp.parallelize import apply_fsdp
-from flexsp.plan import PlanError, fallback_plan
+from flexsp.plan import PlanError, check_plan, fallback_plan
 
 COLLECTIVES = ["all_reduce", "broadcast", "all_to_all_single", "all_gather_into_tensor",
                "reduce_scatter_tensor", "all_gather", "barrier", "broadcast_object_list",
@@ -38,17 +39,17 @@ def refuse_then_recover(rank: int, world_size: int) -> str:
         setattr(dist, name, forbidden)
     try:
         with pytest.raises(PlanError) as error:
-            train_step(model, optimizer, bad, batch, pool, rank, world_size)
+            check_plan(bad, job_model(world_size), LENGTHS)
     finally:
         for name, fn in saved.items():
             setattr(dist, name, fn)
     # Nobody entered a collective, so the job is still in step: a good plan runs.
-    loss, _ = train_step(model, optimizer, fallback_plan(LENGTHS, cost_model_for(world_size),
-                                                         world_size), batch, pool, rank, world_size)
+    loss, _ = train_step(model, optimizer, fallback_plan(LENGTHS, job_model(world_size)), batch, pool, rank,
+                         world_size)
     assert 5.0 < loss < 6.0
     return str(error.value)
 
 
 def test_bad_plan_is_refused_on_every_rank_before_any_collective():
     messages = run_world(2, refuse_then_recover)
-    assert messages == ["plan: micro-batch 1, group 1: ranks [1, 2) overlap group 0's [0, 2)"] * 2
+    assert messages == ["plan: micro_batches[1]: groups[0] and groups[1] share ranks"] * 2
