@@ -205,9 +205,11 @@ class CostModel:
         bandwidths: dict[int, float] = {}
         spelled: dict[int, str] = {}
         for key in sorted(raw):
-            if not _DEGREE_KEY.fullmatch(key):
+            # As Swift's Int(key): an optional sign and digits, within 64 bits.
+            digits = key.lstrip("+-").lstrip("0")
+            degree = int((key[0] if key[0] in "+-" else "") + (digits or "0")) if _DEGREE_KEY.fullmatch(key) and len(digits) <= 19 else None
+            if degree is None or not -_INT64 <= degree < _INT64:
                 raise CostModelError(f"cost model field 'a2a_bandwidth_gbps' key {printable(key)} is not an integer degree")
-            degree = int(key)
             if degree in spelled:
                 raise CostModelError(f"cost model field 'a2a_bandwidth_gbps' keys {printable(spelled[degree])} and "
                                      f"{printable(key)} both name degree {degree}")
