@@ -36,8 +36,11 @@ func readFile(_ path: String) throws -> Data {
     guard stat(path, &info) == 0 else {
         throw CLIError.unreadable(path: path, reason: errno == ENOENT ? "no such file" : systemError(errno))
     }
-    guard info.st_mode & S_IFMT != S_IFDIR else { throw CLIError.unreadable(path: path, reason: "it is a directory") }
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    // A FIFO or device could block or never end: only regular files are read (- is stdin).
+    guard info.st_mode & S_IFMT == S_IFREG else {
+        throw CLIError.unreadable(path: path, reason: "it is \(kind(info.st_mode)), not a regular file (use - for standard input)")
+    }
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
     guard fd >= 0 else { throw CLIError.unreadable(path: path, reason: systemError(errno)) }
     defer { close(fd) }
     return try readAll(fd: fd, path: path)

@@ -44,7 +44,7 @@ struct ServeCommand: ParsableCommand {
                 if bytes.allSatisfy({ [0x20, 0x09, 0x0D].contains($0) }) { continue }
                 reply = service.respond(to: bytes)
             case .tooLong(let count):
-                reply = Data(#"{"id":null,"error":"request line has more than \#(count) bytes, over the limit of \#(Limits.maxDocumentBytes)"}"#.utf8)
+                reply = Data(#"{"id":null,"error":"request line has \#(count) bytes, more than the limit of \#(Limits.maxDocumentBytes)"}"#.utf8)
             }
             FileHandle.standardOutput.write(reply + Data("\n".utf8))
         }
@@ -53,6 +53,7 @@ struct ServeCommand: ParsableCommand {
 
 /// Standard input cut into lines of at most `limit` bytes: a longer line is read to its end
 /// and discarded, and reported by its length, so one huge request cannot exhaust memory.
+/// Each byte is scanned once, however the input is chunked.
 struct RequestLines {
     enum Line {
         case request(Data)
@@ -60,39 +61,51 @@ struct RequestLines {
     }
 
     let limit: Int
-    private var buffer = Data()
-    private var discarding = 0
+    private var buffer: [UInt8] = []
+    private var start = 0  // where the current line begins in `buffer`
+    private var scanned = 0  // bytes of `buffer` already searched for a newline
+    private var discarded = 0  // bytes of the current line thrown away (it was too long)
     private var atEnd = false
 
     init(limit: Int) { self.limit = limit }
 
     mutating func next() -> Line? {
         while true {
-            if let newline = buffer.firstIndex(of: 0x0A) {
-                let line = buffer[buffer.startIndex ..< newline]
-                buffer = Data(buffer[(newline + 1)...])
-                if discarding > 0 {
-                    let total = discarding + line.count
-                    discarding = 0
-                    return .tooLong(total)
+            if let newline = buffer[scanned...].firstIndex(of: 0x0A) {
+                let line = buffer[start ..< newline]
+                start = newline + 1
+                scanned = start
+                if discarded > 0 {
+                    defer { discarded = 0 }
+                    return .tooLong(discarded + line.count)
                 }
                 return .request(Data(line))
             }
-            if buffer.count > limit {
-                discarding += buffer.count
-                buffer = Data()
+            scanned = buffer.count
+            if buffer.count - start > limit {
+                discarded += buffer.count - start
+                buffer.removeAll(keepingCapacity: true)
+                start = 0
+                scanned = 0
             }
             if atEnd {
-                if discarding > 0 {
-                    defer { discarding = 0 }
-                    return .tooLong(discarding + buffer.count)
+                let rest = buffer.count - start
+                defer {
+                    buffer = []
+                    start = 0
+                    scanned = 0
+                    discarded = 0
                 }
-                guard !buffer.isEmpty else { return nil }
-                defer { buffer = Data() }
-                return .request(buffer)
+                if discarded > 0 { return .tooLong(discarded + rest) }
+                return rest > 0 ? .request(Data(buffer[start...])) : nil
+            }
+            if start > 0 {
+                buffer.removeFirst(start)
+                scanned -= start
+                start = 0
             }
             let chunk = FileHandle.standardInput.availableData
-            if chunk.isEmpty { atEnd = true } else { buffer.append(chunk) }
+            if chunk.isEmpty { atEnd = true } else { buffer.append(contentsOf: chunk) }
         }
     }
 }

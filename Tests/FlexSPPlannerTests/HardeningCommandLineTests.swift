@@ -34,8 +34,12 @@ extension CommandLineTests {
         let file = try temporaryFile("1234567890123456789\n")
         try expectRefused(["plan", "--lengths", file, "--batch-size", "1"], ":1: length '1234567890123456789' is over the limit")
         try expectRefused(["plan", "--lengths", "/tmp"], "cannot read /tmp: it is a directory")
-        try expectRefused(["plan", "--lengths", "/dev/null"], "no sequence lengths")
-        try expectRefused(["validate", "/dev/null"], "the document is empty")
+        try expectRefused(["plan", "--lengths", "/dev/null"], "it is a character device, not a regular file")
+        try expectRefused(["plan", "--lengths", try temporaryFile("")], "no sequence lengths")
+        try expectRefused(["validate", try temporaryFile("")], "the document is empty")
+        let fifo = try temporaryDirectory() + "/fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        try expectRefused(["validate", fifo], "it is a FIFO")  // not a read that never ends
         let escape = try temporaryFile("12\u{1b}[31mred\n")
         let result = try run(["plan", "--lengths", escape])
         #expect(result.error.contains("\\u{1b}[31mred") && !result.error.contains("\u{1b}"))
@@ -80,7 +84,7 @@ extension CommandLineTests {
         let report = try #require(try JSONSerialization.jsonObject(with: Data(refused.output.utf8)) as? [String: Any])
         #expect(refused.status == 1 && report["valid"] as? Bool == false)
         #expect((report["violations"] as? [String])?.contains { $0.hasPrefix("lower_bound_ms") } == true)
-        let unreadable = try run(["validate", "--json", "/dev/null"])
+        let unreadable = try run(["validate", "--json", try temporaryFile("")])
         let error = try #require(try JSONSerialization.jsonObject(with: Data(unreadable.output.utf8)) as? [String: Any])
         #expect(unreadable.status == 1 && (error["error"] as? String)?.contains("empty") == true)
         try expectRefused(["render", broken, "--out", try temporaryDirectory() + "/x.svg"], "lower_bound_ms")

@@ -112,4 +112,4 @@ def test_a_batch_no_plan_can_run_stops_every_rank_with_the_reason(tmp_path):
                                        "batch_sequences: 2, max_seq_len: 8192}")
     messages = run_world(2, train_expecting_exit, ["--config", str(config)], init=False)
     assert messages == ["step 1: no plan can run this batch (error: fallback: a sequence of 7000 "
-                        "tokens does not fit even a group of 2 ranks (3000 tokens per rank))"] * 2
+                        "tokens does not fit even a group of 2 ranks (6000 tokens))"] * 2
