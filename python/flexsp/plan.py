@@ -64,10 +64,6 @@ class Plan:
     solver_name: str
     solver_wall_ms: float
 
-    @property
-    def lengths(self) -> list[int]:
-        return [length for _, length in self.sequences]
-
     @classmethod
     def from_json(cls, text: str | bytes) -> Plan:
         try:
