@@ -19,18 +19,20 @@ struct SVG {
         self.height = height
     }
 
-    /// Escapes the five XML special characters.
+    /// Escapes the five XML special characters and replaces the control characters XML 1.0
+    /// forbids (a plan's strategy name is free text) with U+FFFD.
     static func escape(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.count)
-        for c in text {
+        for c in text.unicodeScalars {
             switch c {
             case "&": out += "&amp;"
             case "<": out += "&lt;"
             case ">": out += "&gt;"
             case "\"": out += "&quot;"
             case "'": out += "&apos;"
-            default: out.append(c)
+            case "\t", "\n", "\r": out.unicodeScalars.append(c)
+            default: out.unicodeScalars.append(c.value < 0x20 || c.value == 0xFFFE || c.value == 0xFFFF ? "\u{FFFD}" : c)
             }
         }
         return out
@@ -40,7 +42,7 @@ struct SVG {
     static func number(_ value: Double) -> String {
         guard value.isFinite else { return "0" }
         let rounded = (value * 100).rounded() / 100
-        if rounded == rounded.rounded() { return String(Int(rounded)) }
+        if rounded == rounded.rounded() { return abs(rounded) < 1e15 ? String(Int(rounded)) : String(format: "%.0f", rounded) }
         return String(format: "%.2f", rounded)
     }
 

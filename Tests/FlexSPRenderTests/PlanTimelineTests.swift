@@ -97,6 +97,16 @@ struct PlanTimelineTests {
         plan.strategy = "a<b & \"c\""
         _ = try parseSVG(PlanTimeline(plan: plan).svg())
         _ = try parseSVG(PlanTimeline(plan: plan, title: "<&>'\"").svg())
+        plan.strategy = "control \u{1}\u{1b}[2J\u{7} characters"  // XML 1.0 forbids them
+        _ = try parseSVG(PlanTimeline(plan: plan).svg())
+        #expect(SVG.number(1e300) == String(format: "%.0f", 1e300))
+    }
+
+    @Test("tiny estimated times draw a bounded axis")
+    func tinyTimes() throws {
+        #expect(Style.ticks(span: 1e-300, step: Style.tickStep(span: 1e-300, target: 10)).count <= 101)
+        #expect(Style.ticks(span: 1, step: 1e-320).count <= 101)
+        #expect(Style.ticks(span: .infinity, step: 1).isEmpty && Style.ticks(span: 1, step: 0).isEmpty)
     }
 
     @Test("a real plan of the flexsp solver renders")
