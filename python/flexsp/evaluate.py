@@ -16,17 +16,18 @@ from flexsp.data import IGNORE, GlobalBatch
 from flexsp.engine import label_token_count, micro_batch_input
 from flexsp.groups import GroupPool
 from flexsp.model import forward_logits
+from flexsp.cost_model import CostModel
 from flexsp.plan import fallback_plan
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, batches: list[GlobalBatch], cost_model: dict,
+def evaluate(model: torch.nn.Module, batches: list[GlobalBatch], cost_model: CostModel,
              pool: GroupPool, rank: int, world_size: int, device: torch.device) -> float:
     """Mean token loss over all held-out batches (the same value on every rank)."""
     loss_sum, label_tokens = 0.0, 0
     for batch in batches:
-        plan = fallback_plan(batch.lengths, cost_model, world_size)
-        for m in range(len(plan["micro_batches"])):
+        plan = fallback_plan(batch.lengths, cost_model)
+        for m in range(len(plan.micro_batches)):
             inp = micro_batch_input(plan, m, batch, pool, rank)
             logits = forward_logits(model, inp.tokens.to(device), inp.positions.to(device),
                                     inp.ctx)

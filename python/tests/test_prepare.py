@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from conftest import REPO_ROOT, cost_model_for
+from conftest import REPO_ROOT, job_model
 from flexsp.data import TokenDataset
 from flexsp.engine import micro_batch_input
 from flexsp.plan import fallback_plan
@@ -211,7 +211,7 @@ def test_each_rank_reads_only_its_own_groups_tokens(prepared_corpus, monkeypatch
     dataset = TokenDataset(prepared_corpus, 512, seed=0)
     batch = dataset.batch(0)
     world = 4
-    plan = fallback_plan(batch.lengths, cost_model_for(world), world)
+    plan = fallback_plan(batch.lengths, job_model(world))
     read: list[int] = []
     original = TokenShards.tokens
     monkeypatch.setattr(TokenShards, "tokens", lambda self, i: read.append(i) or original(self, i))
@@ -224,10 +224,9 @@ def test_each_rank_reads_only_its_own_groups_tokens(prepared_corpus, monkeypatch
     for rank in range(world):
         read.clear()
         inputs = [micro_batch_input(plan, m, batch, Pool(), rank)
-                  for m in range(len(plan["micro_batches"]))]
-        mine = [i for micro_batch in plan["micro_batches"] for group in micro_batch["groups"]
-                if group["first_rank"] <= rank < group["first_rank"] + group["degree"]
-                for i in group["sequence_ids"]]
+                  for m in range(len(plan.micro_batches))]
+        mine = [i for micro_batch in plan.micro_batches for group in micro_batch.groups
+                if rank in group.ranks for i in group.sequence_ids]
         assert sorted(read) == sorted(int(ids[i]) for i in mine)
         assert 0 < len(mine) < 512  # a rank touches a fraction of the batch
         assert sum(inp.ctx.cu_seqlens[-1] for inp in inputs) == sum(batch.lengths[i] for i in mine)
