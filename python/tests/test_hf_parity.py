@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributed.device_mesh import init_device_mesh
 
-from conftest import cost_model_for, make_plan
+from conftest import cost_model_for, job_model, make_plan
 from flexsp.cost_model import CostModel
 from flexsp.plan import check_plan
 from dist_harness import run_world
@@ -245,8 +245,8 @@ def bf16_worker(rank: int, world_size: int) -> dict:
     optimizer = make_optimizer(model.parameters())
     seen = {}
     optimizer.register_step_pre_hook(lambda *_: seen.update(grads=full(model, grads=True)))
-    plan = make_plan(cost_model_for(world_size), LENGTHS, [[(2, 0, [4, 0, 2, 9, 1, 3])],
-                                                            [(1, 0, [5, 6, 7]), (1, 1, [8, 10, 11])]])
+    groups = [[(2, 0, [4, 0, 2, 9, 1, 3])], [(1, 0, [5, 6, 7]), (1, 1, [8, 10, 11])]]
+    plan = check_plan(make_plan(cost_model_for(world_size), LENGTHS, groups), job_model(world_size), LENGTHS)
     loss, _ = train_step(model, optimizer, plan, batch, pool, rank, world_size)
     return {"loss": loss, "grads": seen["grads"],
             "dtypes": {p.dtype for p in model.parameters()} | {g.dtype for g in seen["grads"].values()}}
