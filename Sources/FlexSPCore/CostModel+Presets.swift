@@ -29,20 +29,24 @@ extension CostModel {
         // Like the reference code, a billion parameters count as 1024 MB per byte.
         let modelStates = billions * 1024 * 16 / Double(n)
         let suffix = n == cluster.worldSize ? "" : "x\(n)"
-        guard modelStates < cluster.memoryBudgetMB else {
-            throw .unsupportedSetting(String(
-                format: "%@ at max context %@ needs %.0f MB per GPU for model states on %d GPUs, over the %.0f MB budget of %@; use more GPUs",
-                model.name, ContextLength(tokens: maxContext).description, modelStates, n, cluster.memoryBudgetMB, cluster.name))
-        }
-        let costModel = CostModel(
+        return CostModel(
             name: "\(model.name)@\(cluster.name)\(suffix)", worldSize: n, gpusPerNode: min(cluster.gpusPerNode, n),
             memoryBudgetMB: cluster.memoryBudgetMB, modelStatesMB: modelStates,
             activationMBPerToken: model.activationMBPerToken,
             alpha1: model.alpha1, alpha2: model.alpha2, beta1: model.beta1,
             a2aMBPerToken: model.a2aMBPerToken, a2aBandwidthGBps: cluster.bandwidths(worldSize: n),
             maxDegree: min(model.maxDegree, n))
-        try costModel.validate()
-        return costModel
+    }
+
+    /// Checks a preset's document as `validate()` does, first saying in a preset's terms when
+    /// the model states fill the memory budget (too few GPUs for the model).
+    public func validatePreset() throws(CostModelError) {
+        guard modelStatesMB < memoryBudgetMB else {
+            throw .unsupportedSetting(String(
+                format: "%@ needs %.0f MB per GPU for model states on %d GPUs, over the %.0f MB budget; use more GPUs",
+                name, modelStatesMB, worldSize, memoryBudgetMB))
+        }
+        try validate()
     }
 }
 

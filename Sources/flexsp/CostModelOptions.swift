@@ -39,7 +39,9 @@ struct CostModelOptions: ParsableArguments {
             let data = try readFile(path)
             do { return try CostModel(json: data) } catch { throw CLIError.invalidDocument(path: path, reason: "\(error)") }
         }
-        return try CostModel.preset(model: model, cluster: cluster, maxContext: context, worldSize: worldSize)
+        let preset = try CostModel.preset(model: model, cluster: cluster, maxContext: context, worldSize: worldSize)
+        try preset.validatePreset()
+        return preset
     }
 
     /// How the model and cluster are described in reports.

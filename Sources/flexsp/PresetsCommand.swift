@@ -34,6 +34,7 @@ struct PresetsCommand: ParsableCommand {
                 throw ValidationError("--max-context \(maxContext.quotedForMessage()) is not a length like 192K, 384K or 65536 (at most 2^40 tokens)")
             }
             let costModel = try CostModel.preset(model: model, cluster: cluster, maxContext: context.tokens, worldSize: worldSize)
+            try costModel.validatePreset()
             FileHandle.standardOutput.write(costModel.jsonData() + Data("\n".utf8))
             return
         }

@@ -74,7 +74,9 @@ import Testing
 
     @Test func presetsRefuseHugeOrImpossibleSettings() {
         #expect(throws: CostModelError.self) { try CostModel.preset(model: "gpt-7b", cluster: "a100-40g-8x8", maxContext: 393_216, worldSize: 1 << 62) }
-        #expect(throws: CostModelError.self) { try CostModel.preset(model: "gpt-7b", cluster: "a100-40g-8x8", maxContext: 393_216, worldSize: 2) }
+        #expect(throws: CostModelError.self) {
+            try CostModel.preset(model: "gpt-7b", cluster: "a100-40g-8x8", maxContext: 393_216, worldSize: 2).validatePreset()
+        }
         #expect(ContextLength("9007199254740993K") == nil)
         #expect(ContextLength("9223372036854775807") == nil)
         #expect(ContextLength("384K")?.tokens == 393_216)
