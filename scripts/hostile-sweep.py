@@ -127,6 +127,12 @@ for request in requests:
     reply = json.loads(lines[0])
     if "error" in reply and not plain(reply["error"]):
         failures.append(f"NOT PLAIN reply to {request[:80]!r}: {reply['error'][:200]!r}")
+# The thorough lower bound (linear programs) on the hostile cost models and large batches.
+for request in requests[-(len(hostile_models) * len(lengths_for) + 12):]:
+    result = run(["serve", "--world-size", "8", "--milp-time-limit", "2", "--bound", "thorough"],
+                 request + "\n" + good_after + "\n", expect_ok=True, timeout=60)
+    if result is not None and result.stdout.decode("utf-8", "replace").count("\n") != 2:
+        failures.append(f"SERVE --bound thorough LOST ITS WAY on {request[:120]!r}")
 # A request line of 17 MiB and a line of bytes that are not UTF-8.
 run(["serve"], '{"id":1,"lengths":[' + "1," * (9 << 20) + "1]}\n" + good_after + "\n", expect_ok=True, timeout=60)
 run(["serve"], "\udcff\udcfe\n" + good_after + "\n", expect_ok=True)
