@@ -1,62 +1,142 @@
 import FlexSPCore
 
-/// Megatron-LM's dynamic context parallelism as published (PAPER.md section 6): sequences,
-/// longest first, are packed into bins; each bin runs on a power-of-two group sized for its
-/// longest sequence; a sequence joins the least-loaded bin whose per-GPU load (sum of s^2 / d)
-/// stays within 5% of the balanced target, else opens a bin. Bins fill micro-batches first
-/// fit by free GPUs; a new micro-batch opens when none has room.
+/// Megatron-Core's dynamic context parallelism (`--dynamic-context-parallel`): the
+/// packing-aware scheduler `DefaultDynamicCPScheduler`, re-implemented from its description in
+/// `megatron/core/datasets/data_schedule.py` and `data_schedule_utils.py`
+/// (`next_hdp_group_packing_aware`), and scored by our cost model like every other strategy.
+///
+/// The batch, longest first, is cut into micro-batches one at a time; what does not fit one is
+/// carried, in order, to the next. Within a micro-batch:
+///
+/// - The longest remaining sequence opens a group of the smallest power-of-two size that holds
+///   it, on ranks `0 ..< size`. Its length `T` sets the micro-batch's per-rank workload cap
+///   `1.05 x T x tokensPerRank`.
+/// - Every other sequence `s` tries each size `c` at least its minimum: joining each existing
+///   group of size `c` that keeps `sum(s) / c <= tokensPerRank`, or opening a group on the `c`
+///   least-loaded free ranks. Each placement is scored by the largest projected per-rank
+///   workload `s^2 / c` over all ranks; the least score within the cap wins (on ties the first
+///   found: smaller sizes first, existing groups in opening order before a new group). A
+///   sequence with no placement is left over for the next micro-batch.
+/// - Idle ranks are then filled: the first group of the smallest size doubles (the groups after
+///   it shift along) until every rank is busy. Megatron falls back to one group of all ranks
+///   when no size can double; here that happens only when the cost model's largest degree is
+///   below the world size, and the idle ranks stay idle instead (a larger group has no cost).
+///
+/// The budget per rank is the cost model's token capacity of one GPU.
+///
+/// - Complexity: O(M x K x D x G) for M micro-batches, K sequences, D degrees, G groups.
 public struct MegatronDCPSolver: Sendable {
-    public static let slack = 0.05
+    /// Megatron's `_DYNAMIC_CP_WORKLOAD_CAP_DELTA`: slack of the per-rank workload cap.
+    public static let capSlack = 0.05
 
     public init() {}
 
-    /// - Complexity: O(K x B) for K sequences and B bins.
+    /// Plans the batch; throws `.infeasible` when a sequence needs more ranks than any allowed
+    /// group has.
     public func solve(_ batch: Batch) throws(PlanningError) -> Solution {
         let model = batch.costModel
-        let n = model.worldSize
-        let m = Blaster.minimumMicroBatches(totalTokens: batch.totalTokens, costModel: model)
-        let quadratic = batch.lengths.reduce(0.0) { $0 + Double($1) * Double($1) }
-        let target = quadratic / Double(n * m) * (1 + Self.slack)
+        let perRank = model.tokenCapacity(degree: 1)
+        guard perRank >= 1 else {
+            throw .infeasible(strategy: "megatron-dcp", reason: "one GPU holds no token beside the model states")
+        }
+        let sizes = model.degrees
+        var remaining = Array(batch.lengths.indices)  // longest first, ties in id order
+        var microBatches: [[(degree: Int, sequenceIDs: [Int])]] = []
+        var stepTime = 0.0
+        while !remaining.isEmpty {
+            let (groups, leftovers) = try Self.nextMicroBatch(
+                remaining, lengths: batch.lengths, ids: batch.ids, sizes: sizes,
+                worldSize: model.worldSize, perRank: perRank)
+            microBatches.append(groups.map { (degree: $0.size, sequenceIDs: $0.members.map { batch.ids[$0] }) })
+            stepTime += groups.map { model.groupTime(lengths: $0.members.map { batch.lengths[$0] }, degree: $0.size) }.max() ?? 0
+            remaining = leftovers
+        }
+        return Solution(microBatches: microBatches, stepTime: stepTime)
+    }
 
-        var binDegree: [Int] = [], binLoad: [Double] = [], binTokens: [Int] = []
-        var binMembers: [[Int]] = [], binMicroBatch: [Int] = []
-        var freeGPUs: [Int] = []
-        for (i, length) in batch.lengths.enumerated() {
-            guard let needed = model.minimumDegree(length: length) else {
-                throw .infeasible(strategy: "megatron-dcp", reason: "sequence \(batch.ids[i]) fits no group")
+    /// One group of a micro-batch being formed: consecutive ranks, in opening order.
+    struct Group {
+        var size: Int
+        /// Indices into the batch.
+        var members: [Int]
+        /// Per-rank tokens, `sum(s / size)`, as Megatron accumulates it.
+        var tokensPerRank: Double
+        /// Per-rank workload, `sum(s^2 / size)`.
+        var workload: Double
+    }
+
+    /// Forms one micro-batch from `order` (batch indices, longest first); returns its groups
+    /// and the sequences left over, in order.
+    static func nextMicroBatch(
+        _ order: [Int], lengths: [Int], ids: [Int], sizes: [Int], worldSize: Int, perRank: Int
+    ) throws(PlanningError) -> (groups: [Group], leftovers: [Int]) {
+        let budget = Double(perRank)
+        func minimumSize(_ length: Int) throws(PlanningError) -> Int {
+            let required = max(1, length / perRank + (length % perRank == 0 ? 0 : 1))
+            guard let size = sizes.first(where: { $0 >= required }) else {
+                throw .infeasible(strategy: "megatron-dcp",
+                                  reason: "a sequence of \(length) tokens needs \(required) ranks of \(perRank) tokens; the largest group has \(sizes.last ?? 0)")
             }
-            let s2 = Double(length) * Double(length)
-            var chosen = -1
-            for b in binDegree.indices where binDegree[b] >= needed
-                && binTokens[b] + length <= model.tokenCapacity(degree: binDegree[b])
-                && binLoad[b] + s2 / Double(binDegree[b]) <= target {
-                if chosen < 0 || binLoad[b] < binLoad[chosen] { chosen = b }
+            return size
+        }
+        func workload(_ length: Int, _ size: Int) -> Double { Double(length) * Double(length) / Double(size) }
+
+        let tall = lengths[order[0]]
+        let cap = Double(tall) * budget * (1 + capSlack)
+        let firstSize = try minimumSize(tall)
+        var groups = [Group(size: firstSize, members: [order[0]],
+                            tokensPerRank: Double(tall) / Double(firstSize), workload: workload(tall, firstSize))]
+        var usedRanks = firstSize
+        var leftovers: [Int] = []
+
+        for i in order.dropFirst() {
+            let length = lengths[i]
+            let smallest = try minimumSize(length)
+            // The two largest group workloads give every projection's "all other ranks" term.
+            var top = 0.0, second = 0.0, topGroup = -1
+            for (g, group) in groups.enumerated() {
+                if group.workload > top { second = top; top = group.workload; topGroup = g }
+                else if group.workload > second { second = group.workload }
             }
-            if chosen >= 0 {
-                binLoad[chosen] += s2 / Double(binDegree[chosen])
-                binTokens[chosen] += length
-                binMembers[chosen].append(i)
+            // (score, size, group to join or nil for a new one)
+            var best: (score: Double, size: Int, group: Int?)?
+            for size in sizes where size >= smallest {
+                let cost = workload(length, size)
+                for (g, group) in groups.enumerated() where group.size == size {
+                    guard group.tokensPerRank + Double(length) / Double(size) <= budget else { continue }
+                    let others = g == topGroup ? second : top
+                    let score = max(others, group.workload + cost)
+                    if score <= cap && score < best?.score ?? .infinity { best = (score, size, g) }
+                }
+                if worldSize - usedRanks >= size {
+                    // Free ranks carry no workload yet.
+                    let score = max(top, cost)
+                    if score <= cap && score < best?.score ?? .infinity { best = (score, size, nil) }
+                }
+            }
+            guard let best else {
+                leftovers.append(i)
                 continue
             }
-            var microBatch = freeGPUs.firstIndex { $0 >= needed } ?? -1
-            if microBatch < 0 {
-                freeGPUs.append(n)
-                microBatch = freeGPUs.count - 1
+            let cost = workload(length, best.size)
+            if let g = best.group {
+                groups[g].members.append(i)
+                groups[g].tokensPerRank += Double(length) / Double(best.size)
+                groups[g].workload += cost
+            } else {
+                groups.append(Group(size: best.size, members: [i], tokensPerRank: Double(length) / Double(best.size), workload: cost))
+                usedRanks += best.size
             }
-            freeGPUs[microBatch] -= needed
-            binDegree.append(needed)
-            binLoad.append(s2 / Double(needed))
-            binTokens.append(length)
-            binMembers.append([i])
-            binMicroBatch.append(microBatch)
         }
-        var microBatches = [[(degree: Int, sequenceIDs: [Int])]](repeating: [], count: freeGPUs.count)
-        var slowest = [Double](repeating: 0, count: freeGPUs.count)
-        for b in binDegree.indices {
-            microBatches[binMicroBatch[b]].append((degree: binDegree[b], sequenceIDs: binMembers[b].map { batch.ids[$0] }))
-            let time = model.groupTime(lengths: binMembers[b].map { batch.lengths[$0] }, degree: binDegree[b])
-            slowest[binMicroBatch[b]] = max(slowest[binMicroBatch[b]], time)
+
+        // Fill idle ranks: double the first group of the smallest size while a larger size exists.
+        while usedRanks < worldSize {
+            let smallest = groups.map(\.size).min()!
+            guard let next = sizes.first(where: { $0 > smallest }), usedRanks - smallest + next <= worldSize,
+                  let g = groups.firstIndex(where: { $0.size == smallest }) else { break }
+            groups[g].size = next
+            usedRanks += next - smallest
         }
-        return Solution(microBatches: microBatches, stepTime: slowest.reduce(0, +))
+        return (groups, leftovers)
     }
 }
