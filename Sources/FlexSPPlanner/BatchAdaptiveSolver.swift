@@ -5,14 +5,36 @@ import FlexSPCore
 public struct BatchAdaptiveSolver: Sendable {
     public init() {}
 
+    /// Plans the batch; throws `.infeasible` when no single degree holds it.
     public func solve(_ batch: Batch) throws(PlanningError) -> Solution {
+        Solution(batch: batch, schedule: try schedule(batch))
+    }
+
+    /// The plan as groups of batch indices, per micro-batch. Degrees are tried in order of
+    /// their lower bound; one whose bound is no better than the best plan so far is skipped.
+    func schedule(_ batch: Batch) throws(PlanningError) -> [[GroupPacker.Group]] {
         let model = batch.costModel
-        var best: Solution?
-        for degree in model.degrees where model.fits(tokens: batch.lengths[0], degree: degree) {
-            guard let solution = try? FlexSPSolver(degrees: [degree]).solve(batch) else { continue }
-            if solution.stepTime < best?.stepTime ?? .infinity { best = solution }
+        let usable = model.degrees.filter { model.fits(tokens: batch.lengths[0], degree: $0) }
+        var best: (time: Double, schedule: [[GroupPacker.Group]])?
+        for (degree, bound) in usable.map({ ($0, Self.lowerBound(batch, degree: $0)) }).sorted(by: { $0.1 < $1.1 }) {
+            if let best, bound >= best.time { break }
+            guard let schedule = try? FlexSPSolver(degrees: [degree]).schedule(batch) else { continue }
+            let time = Solution(batch: batch, schedule: schedule).stepTime
+            if time < best?.time ?? .infinity { best = (time, schedule) }
         }
         guard let best else { throw .infeasible(strategy: "batch-ada", reason: "no single degree holds the batch") }
-        return best
+        return best.schedule
+    }
+
+    /// The least step time of any plan whose groups all have `degree`: every micro-batch pays
+    /// `beta1` and holds at most `N / degree` groups' tokens, and the GPU-time of the sequences
+    /// is shared by at most `N` GPUs.
+    static func lowerBound(_ batch: Batch, degree: Int) -> Double {
+        let model = batch.costModel
+        let perMicroBatch = (model.worldSize / degree) * model.tokenCapacity(degree: degree)
+        let microBatches = (batch.totalTokens + perMicroBatch - 1) / perMicroBatch
+        let work = batch.lengths.reduce(0.0) { $0 + model.sequenceWork(length: $1, degree: degree) }
+        let longest = model.sequenceTime(length: batch.lengths[0], degree: degree)
+        return Double(microBatches) * model.beta1 + max(work / Double(model.worldSize), longest)
     }
 }

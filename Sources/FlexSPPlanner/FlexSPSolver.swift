@@ -8,16 +8,21 @@ import Foundation
 /// For each micro-batch count `M` in `[M_min, M_min + 4]` (the paper's Blaster range) it tries
 /// three splits of the batch: the paper's token-balanced chunks, consecutive chunks that
 /// minimise the estimated *sum* of makespans, and an interleaved split that lets short
-/// sequences fill the GPUs beside long ones. Each micro-batch is packed by `GroupPacker`; the
-/// plan with the least step time wins. Candidates run in parallel on all cores.
+/// sequences fill the GPUs beside long ones. The plans of the cheap baselines (Megatron's
+/// dynamic CP, every static degree, the best single degree) are candidates too: their splits fill
+/// memory where ours fragment, and their groups seed the packing. Each micro-batch is packed by
+/// `GroupPacker`; the plan with the least step time wins, so flexsp is never slower than a
+/// baseline it seeds from. Candidates run in parallel on all cores.
 ///
-/// Restricting `degrees` to one value gives the paper's FlexSP-BatchAda building block.
+/// Restricting `degrees` to one value gives the paper's FlexSP-BatchAda building block (which
+/// seeds from nothing).
 ///
-/// - Complexity: O(M^2 K^2) for the time-balanced split plus 15 packings of
-///   O(K D log G log(1/eps)) each, for K sequences, D degrees, G groups.
+/// - Complexity: O(M^2 K^2) for the time-balanced split plus about 20 packings of
+///   O(K D log G log(1/eps) + D K G) each, for K sequences, D degrees, G groups.
 public struct FlexSPSolver: Sendable {
     /// Degrees the solver may use; nil: every degree the cost model allows.
     public var degrees: [Int]?
+    /// Micro-batch counts tried beyond the minimum.
     public var extraMicroBatches: Int
 
     public init(degrees: [Int]? = nil, extraMicroBatches: Int = Blaster.extraMicroBatches) {
@@ -25,7 +30,44 @@ public struct FlexSPSolver: Sendable {
         self.extraMicroBatches = extraMicroBatches
     }
 
+    /// A split of the batch into micro-batches (batch indices, longest first in each), with
+    /// optionally a packing of each to start from (member indices local to the micro-batch).
+    struct Candidate {
+        var split: [[Int]]
+        var seeds: [GroupPacker.Packing]?
+
+        init(split: [[Int]]) {
+            self.split = split.filter { !$0.isEmpty }
+        }
+
+        /// Another strategy's plan (groups of batch indices) as a split and seed packings.
+        init(schedule: [[GroupPacker.Group]]) {
+            var split: [[Int]] = []
+            var seeds: [GroupPacker.Packing] = []
+            for groups in schedule where !groups.isEmpty {
+                let members = groups.flatMap(\.members).sorted()
+                var local: [Int: Int] = [:]
+                for (position, i) in members.enumerated() { local[i] = position }
+                split.append(members)
+                seeds.append(GroupPacker.Packing(
+                    groups: groups.map { GroupPacker.Group(degree: $0.degree, members: $0.members.map { local[$0]! }) },
+                    makespan: .infinity))
+            }
+            self.split = split
+            self.seeds = seeds
+        }
+    }
+
+    /// Plans the batch: the fastest plan found over the candidate splits and seeds.
+    ///
+    /// - Throws: `.infeasible` when the longest sequence fits no allowed degree or no split
+    ///   fits the memory budget.
     public func solve(_ batch: Batch) throws(PlanningError) -> Solution {
+        Solution(batch: batch, schedule: try schedule(batch))
+    }
+
+    /// The plan as groups of batch indices, per micro-batch.
+    func schedule(_ batch: Batch) throws(PlanningError) -> [[GroupPacker.Group]] {
         let model = batch.costModel
         let allowed = (degrees ?? model.degrees).filter { model.degrees.contains($0) }
         let name = degrees.map { "degrees \($0)" } ?? "flexsp"
@@ -41,67 +83,69 @@ public struct FlexSPSolver: Sendable {
         let first = min(minimum, k)
         let last = min(minimum + extraMicroBatches, k)
 
-        var candidates: [[[Int]]] = []
+        var candidates: [Candidate] = []
         let balanced = MicroBatchSplit.timeBalanced(figures, maxCount: last)
         for m in first ... last {
-            candidates.append(Blaster.chunks(lengths: batch.lengths, count: m).map { Array($0) })
-            if let split = balanced[m] { candidates.append(split.map { Array($0) }) }
-            if let split = MicroBatchSplit.interleaved(figures, count: m) { candidates.append(split) }
+            candidates.append(Candidate(split: Blaster.chunks(lengths: batch.lengths, count: m).map { Array($0) }))
+            if let split = balanced[m] { candidates.append(Candidate(split: split.map { Array($0) })) }
+            if let split = MicroBatchSplit.interleaved(figures, count: m) { candidates.append(Candidate(split: split)) }
         }
-        var best = Self.bestOf(candidates, packer: packer, lengths: batch.lengths)
+        if degrees == nil { candidates += Self.seeds(batch) }
+        if let best = Self.bestOf(candidates, packer: packer, lengths: batch.lengths) {
+            return best
+        }
         // Fragmentation can defeat every split in the range; add micro-batches until one fits.
-        var m = last + 1
-        while best == nil && m <= k {
-            best = Self.bestOf([Blaster.chunks(lengths: batch.lengths, count: m).map { Array($0) }],
-                               packer: packer, lengths: batch.lengths)
-            m += 1
-        }
-        guard let (split, packings) = best else {
-            throw .infeasible(strategy: name, reason: "no split of \(k) sequences into micro-batches fits the memory budget")
-        }
-        var microBatches: [[(degree: Int, sequenceIDs: [Int])]] = []
-        var stepTime = 0.0
-        for (members, packing) in zip(split, packings) where !members.isEmpty {
-            microBatches.append(packing.groups.map { group in
-                (degree: group.degree, sequenceIDs: group.members.map { batch.ids[members[$0]] })
-            })
-            stepTime += packing.makespan
-        }
-        return Solution(microBatches: microBatches, stepTime: stepTime)
-    }
-
-    /// How many of the best splits (by a quick packing) get the thorough packing.
-    static let finalists = 3
-
-    /// Packs every candidate split quickly, then the best few thoroughly (in parallel), and
-    /// returns the fastest feasible one.
-    private static func bestOf(
-        _ candidates: [[[Int]]], packer: GroupPacker, lengths: [Int]
-    ) -> (split: [[Int]], packings: [GroupPacker.Packing])? {
-        let quick = packAll(candidates, packer: packer, lengths: lengths, thorough: false)
-        let order = quick.indices.filter { quick[$0] != nil }.sorted { quick[$0]!.0 < quick[$1]!.0 }
-        let finalists = order.prefix(finalists).map { candidates[$0] }
-        let thorough = packAll(finalists, packer: packer, lengths: lengths, thorough: true)
-        var best: (split: [[Int]], packings: [GroupPacker.Packing])?
-        var bestTime = Double.infinity
-        for (c, result) in thorough.enumerated() {
-            if let (time, packings) = result, time < bestTime - 1e-9 {
-                bestTime = time
-                best = (finalists[c].filter { !$0.isEmpty }, packings)
+        for m in last + 1 ..< k + 1 {
+            let chunks = Candidate(split: Blaster.chunks(lengths: batch.lengths, count: m).map { Array($0) })
+            if let best = Self.bestOf([chunks], packer: packer, lengths: batch.lengths) {
+                return best
             }
         }
-        return best
+        throw .infeasible(strategy: name, reason: "no split of \(k) sequences into micro-batches fits the memory budget")
+    }
+
+    /// The baselines' plans: Megatron's dynamic CP, every static degree that holds the batch,
+    /// and the best single degree (`batch-ada`).
+    static func seeds(_ batch: Batch) -> [Candidate] {
+        var schedules: [[[GroupPacker.Group]]] = []
+        if let dcp = try? MegatronDCPSolver().schedule(batch) { schedules.append(dcp) }
+        for degree in batch.costModel.degrees where batch.costModel.fits(tokens: batch.lengths[0], degree: degree) {
+            if let plan = try? StaticSolver(degree: degree).schedule(batch) { schedules.append(plan) }
+        }
+        if let ada = try? BatchAdaptiveSolver().schedule(batch) { schedules.append(ada) }
+        return schedules.map { Candidate(schedule: $0) }
+    }
+
+    /// How many of the best candidates (by a quick packing) get the thorough packing.
+    static let finalists = 3
+
+    /// Packs every candidate quickly, then the best few thoroughly (in parallel), and returns
+    /// the fastest feasible plan as groups of batch indices.
+    static func bestOf(_ candidates: [Candidate], packer: GroupPacker, lengths: [Int]) -> [[GroupPacker.Group]]? {
+        let quick = packAll(candidates, packer: packer, lengths: lengths, thorough: false)
+        let order = quick.indices.filter { quick[$0] != nil }.sorted { quick[$0]!.time < quick[$1]!.time }
+        let finalists = order.prefix(finalists).map { candidates[$0] }
+        let thorough = packAll(finalists, packer: packer, lengths: lengths, thorough: true)
+        var best: (time: Double, candidate: Int)?
+        for (c, result) in thorough.enumerated() {
+            if let result, result.time < (best?.time ?? .infinity) - 1e-9 { best = (result.time, c) }
+        }
+        guard let best, let packings = thorough[best.candidate]?.packings else { return nil }
+        return zip(finalists[best.candidate].split, packings).map { members, packing in
+            packing.groups.map { GroupPacker.Group(degree: $0.degree, members: $0.members.map { members[$0] }) }
+        }
     }
 
     private static func packAll(
-        _ candidates: [[[Int]]], packer: GroupPacker, lengths: [Int], thorough: Bool
-    ) -> [(Double, [GroupPacker.Packing])?] {
-        let results = Slots<(Double, [GroupPacker.Packing])>(count: candidates.count)
+        _ candidates: [Candidate], packer: GroupPacker, lengths: [Int], thorough: Bool
+    ) -> [(time: Double, packings: [GroupPacker.Packing])?] {
+        let results = Slots<(time: Double, packings: [GroupPacker.Packing])>(count: candidates.count)
         DispatchQueue.concurrentPerform(iterations: candidates.count) { c in
             var packings: [GroupPacker.Packing] = []
             var total = 0.0
-            for members in candidates[c] where !members.isEmpty {
-                guard let packing = packer.pack(lengths: members.map { lengths[$0] }, thorough: thorough) else { return }
+            for (b, members) in candidates[c].split.enumerated() {
+                guard let packing = packer.pack(lengths: members.map { lengths[$0] }, thorough: thorough,
+                                                seed: candidates[c].seeds?[b]) else { return }
                 packings.append(packing)
                 total += packing.makespan
             }

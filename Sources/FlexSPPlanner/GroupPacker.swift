@@ -3,25 +3,58 @@ import FlexSPCore
 /// Packs one micro-batch's sequences into sequence-parallel groups of allowed degrees so that
 /// the slowest group finishes as early as possible, using at most `worldSize` GPUs.
 ///
-/// For each floor degree `f` it binary-searches the makespan `C`. For a given `C`, sequences
-/// are taken longest first; each joins the open group where it leaves the least time to spare
-/// (best fit; or the fewest free tokens, where memory binds; or the most time to spare) among those with room in time and
-/// memory, or else opens a group of the smallest degree of at least `f` that holds it and
-/// finishes within `C`. A local search then moves and swaps sequences off the slowest group.
-/// The best packing over all floors and all three fits is kept.
+/// Two families of packings are tried, and each is polished by a local search (`refine`):
 ///
-/// - Complexity: O(D x log(1/eps) x K x D x log G) for K sequences, D degrees and G groups,
-///   plus the memory walk when best-fit candidates are full, plus the local search.
+/// - *Makespan search.* For each floor degree `f` it binary-searches the makespan `C`. For a
+///   given `C`, sequences are taken longest first; each joins the open group where it leaves
+///   the least time to spare (best fit; or the fewest free tokens, where memory binds; or the
+///   most time to spare) among those with room in time and memory, or else opens a group of
+///   the smallest degree of at least `f` that holds it and finishes within `C`.
+/// - *Memory fill.* For each base degree `b`, every sequence goes to a group of degree `b` (or
+///   of its own smallest degree, if `b` cannot hold it): the least-loaded group with room
+///   (longest-processing-time first), or the one left with the fewest free tokens. This is
+///   what wins when the micro-batch fills the GPUs' memory and the makespan search fragments.
+///
+/// A seed packing (another strategy's groups) can be given; it is refined and competes too.
+///
+/// - Complexity: O(D x log(1/eps) x K x D x log G) for K sequences, D degrees and G groups for
+///   the search, O(D x K x G) for the fills, plus the local search.
 struct GroupPacker: Sendable {
+    /// A group of a packing: its degree and its members (indices into the packed lengths).
+    struct Group: Sendable, Equatable {
+        var degree: Int
+        var members: [Int]
+    }
+
     struct Packing: Sendable {
-        /// Degree and member indices (into the packed `lengths`) of each group.
-        var groups: [(degree: Int, members: [Int])]
+        var groups: [Group]
         var makespan: Double
+    }
+
+    /// The time each sequence adds to a group of each allowed degree (excluding `beta1`);
+    /// infinity where the sequence alone does not fit the degree's memory.
+    struct TimeTable {
+        let degreeCount: Int
+        private var values: [Double]
+
+        init(lengths: [Int], packer: GroupPacker) {
+            degreeCount = packer.degrees.count
+            values = [Double](repeating: .infinity, count: lengths.count * degreeCount)
+            for (i, length) in lengths.enumerated() {
+                for k in 0 ..< degreeCount where length <= packer.capacities[k] {
+                    values[i * degreeCount + k] = packer.model.sequenceTime(length: length, degree: packer.degrees[k])
+                }
+            }
+        }
+
+        /// Time of `sequence` at `degrees[degreeIndex]`.
+        subscript(sequence: Int, degreeIndex: Int) -> Double { values[sequence * degreeCount + degreeIndex] }
     }
 
     let model: CostModel
     /// Allowed degrees, ascending.
     let degrees: [Int]
+    /// Token capacity of a group of each allowed degree.
     let capacities: [Int]
 
     init(model: CostModel, degrees: [Int]) {
@@ -49,30 +82,39 @@ struct GroupPacker: Sendable {
 
     /// Packs lengths sorted longest first; nil when no packing fits the GPUs and memory.
     ///
-    /// - Parameter thorough: try every floor degree; else stop at the first floor that fits
-    ///   (usually floor 1: about D times faster).
-    func pack(lengths: [Int], thorough: Bool = true) -> Packing? {
+    /// - Parameters:
+    ///   - thorough: try every floor degree and fit; else stop at the first floor that fits
+    ///     (usually floor 1: about D times faster; none when seeded) and try only the
+    ///     spreading memory fill.
+    ///   - seed: a valid packing of the same lengths to refine and compete with.
+    func pack(lengths: [Int], thorough: Bool = true, seed: Packing? = nil) -> Packing? {
         guard !lengths.isEmpty else { return Packing(groups: [], makespan: 0) }
-        let d = degrees.count
-        // times[i * d + k]: time sequence i adds at degrees[k]; infinity where it does not fit.
-        var times = [Double](repeating: .infinity, count: lengths.count * d)
-        for (i, length) in lengths.enumerated() {
-            for k in 0 ..< d where length <= capacities[k] {
-                times[i * d + k] = model.sequenceTime(length: length, degree: degrees[k])
-            }
-        }
+        let times = TimeTable(lengths: lengths, packer: self)
         let bound = lowerBound(lengths: lengths)
         guard bound.isFinite else { return nil }
+        // Quick: refine only the best raw packing; thorough: refine each.
+        var found: [Packing] = []
         // Each floor is a smallest degree for new groups: floor 1 favours many small groups,
         // higher floors fewer, larger groups that pack with less fragmentation.
-        var best: Packing?
-        search: for floor in 0 ..< d {
+        // A seeded quick packing is only a ranking: the seed and the fills are enough.
+        search: for floor in 0 ..< degrees.count where thorough || seed == nil {
             for fit in thorough ? Fit.allCases : [.time] {
-                guard let found = search(lengths: lengths, times: times, floor: floor, fit: fit, from: bound) else { continue }
-                let refined = refine(found, lengths: lengths, times: times)
-                if refined.makespan < best?.makespan ?? .infinity { best = refined }
+                guard let packing = search(lengths: lengths, times: times, floor: floor, fit: fit, from: bound) else { continue }
+                found.append(packing)
                 if !thorough { break search }
             }
+        }
+        for base in 0 ..< degrees.count {
+            for tight in thorough ? [false, true] : [false] {
+                if let packing = fill(lengths: lengths, times: times, base: base, tight: tight) { found.append(packing) }
+            }
+        }
+        if !thorough, let raw = found.min(by: { $0.makespan < $1.makespan }) { found = [raw] }
+        if let seed { found.append(seed) }
+        var best: Packing?
+        for packing in found {
+            let refined = refine(packing, lengths: lengths, times: times)
+            if refined.makespan < best?.makespan ?? .infinity { best = refined }
         }
         return best
     }
@@ -89,7 +131,7 @@ struct GroupPacker: Sendable {
     }
 
     /// Binary search on the makespan for one floor degree; nil if nothing fits.
-    private func search(lengths: [Int], times: [Double], floor: Int, fit: Fit, from bound: Double) -> Packing? {
+    private func search(lengths: [Int], times: TimeTable, floor: Int, fit: Fit, from bound: Double) -> Packing? {
         var low = bound
         var best: Packing?
         var target = low
@@ -116,160 +158,210 @@ struct GroupPacker: Sendable {
         return incumbent
     }
 
-    /// Local search on the slowest group: move one of its sequences to another group, or swap
-    /// one with another group's, whenever that lowers the larger of the two groups' times
-    /// below the current makespan. Stops when the slowest group cannot be improved.
+    /// A group while a packing is built or refined: its degree as an index into `degrees`.
+    private struct OpenGroup {
+        var degreeIndex: Int
+        var time: Double
+        var tokens: Int
+        var members: [Int]
+    }
+
+    private func finished(_ groups: [OpenGroup]) -> Packing {
+        let used = groups.filter { !$0.members.isEmpty }
+        return Packing(groups: used.map { Group(degree: degrees[$0.degreeIndex], members: $0.members) },
+                       makespan: used.map(\.time).max() ?? 0)
+    }
+
+    /// One move of the local search: a member of the slowest group goes to group `target`, and
+    /// `swapWith` (a position in the target) comes back, if set.
+    private struct Move {
+        /// The larger of the two groups' times after the move.
+        var worse: Double
+        /// Position of the moving sequence in the slowest group's members.
+        var position: Int
+        var target: Int
+        var swapWith: Int?
+    }
+
+    /// Local search on the slowest group: move one of its sequences to another group (the best
+    /// such move), or else swap one with a faster-running one of another group's, whenever that
+    /// lowers the larger of the two groups' times below the current makespan. Stops when the
+    /// slowest group cannot be improved.
     ///
     /// - Complexity: O(iterations x members of the slowest group x K).
-    func refine(_ packing: Packing, lengths: [Int], times: [Double]) -> Packing {
-        let d = degrees.count
+    func refine(_ packing: Packing, lengths: [Int], times: TimeTable) -> Packing {
         let index = Dictionary(uniqueKeysWithValues: degrees.enumerated().map { ($1, $0) })
-        var members = packing.groups.map(\.members)
-        let degreeIndex = packing.groups.map { index[$0.degree]! }
-        var tokens = members.map { $0.reduce(0) { $0 + lengths[$1] } }
-        var time = zip(members, degreeIndex).map { m, k in m.reduce(model.beta1) { $0 + times[$1 * d + k] } }
-        let epsilon = 1e-9 * (time.max() ?? 1)
+        var groups = packing.groups.map { group in
+            let k = index[group.degree]!
+            return OpenGroup(degreeIndex: k,
+                             time: group.members.reduce(model.beta1) { $0 + times[$1, k] },
+                             tokens: group.members.reduce(0) { $0 + lengths[$1] }, members: group.members)
+        }
+        let epsilon = 1e-9 * (groups.map(\.time).max() ?? 1)
         for _ in 0 ..< 4 * lengths.count {
-            guard let slowest = time.indices.max(by: { time[$0] < time[$1] }) else { break }
-            let limit = time[slowest] - epsilon
-            let ks = degreeIndex[slowest]
-            // Best move or swap: (resulting larger time, member position, target group, target position or -1).
-            var best: (Double, Int, Int, Int)?
-            for (position, a) in members[slowest].enumerated() {
-                let ta = times[a * d + ks]
-                for h in time.indices where h != slowest {
-                    let kh = degreeIndex[h]
-                    let aThere = times[a * d + kh]
-                    guard aThere.isFinite else { continue }
-                    if tokens[h] + lengths[a] <= capacities[kh] {
-                        let worse = max(time[slowest] - ta, time[h] + aThere)
-                        if worse < limit && worse < best?.0 ?? .infinity { best = (worse, position, h, -1) }
-                    }
-                    for (other, b) in members[h].enumerated() {
-                        let bHere = times[b * d + ks]
-                        guard bHere.isFinite,
-                              tokens[h] - lengths[b] + lengths[a] <= capacities[kh],
-                              tokens[slowest] - lengths[a] + lengths[b] <= capacities[ks] else { continue }
-                        let worse = max(time[slowest] - ta + bHere, time[h] - times[b * d + kh] + aThere)
-                        if worse < limit && worse < best?.0 ?? .infinity { best = (worse, position, h, other) }
+            guard let slowest = groups.indices.max(by: { groups[$0].time < groups[$1].time }) else { break }
+            let from = groups[slowest]
+            let limit = from.time - epsilon
+            let ks = from.degreeIndex
+            // Moves first (O(members x G)); swaps (O(members x K)) only when no move helps.
+            var best: Move?
+            for (position, a) in from.members.enumerated() {
+                let ta = times[a, ks]
+                for h in groups.indices where h != slowest {
+                    let to = groups[h]
+                    let kh = to.degreeIndex
+                    let aThere = times[a, kh]
+                    guard aThere.isFinite, to.tokens + lengths[a] <= capacities[kh] else { continue }
+                    let worse = max(from.time - ta, to.time + aThere)
+                    if worse < limit && worse < best?.worse ?? .infinity {
+                        best = Move(worse: worse, position: position, target: h, swapWith: nil)
                     }
                 }
             }
-            guard let (_, position, h, other) = best else { break }
-            let kh = degreeIndex[h]
-            let a = members[slowest].remove(at: position)
-            time[slowest] -= times[a * d + ks]
-            tokens[slowest] -= lengths[a]
-            if other >= 0 {
-                let b = members[h].remove(at: other)
-                time[h] -= times[b * d + kh]
-                tokens[h] -= lengths[b]
-                members[slowest].append(b)
-                time[slowest] += times[b * d + ks]
-                tokens[slowest] += lengths[b]
+            if best == nil {
+                for (position, a) in from.members.enumerated() {
+                    let ta = times[a, ks]
+                    for h in groups.indices where h != slowest {
+                        let to = groups[h]
+                        let kh = to.degreeIndex
+                        let aThere = times[a, kh]
+                        guard aThere.isFinite else { continue }
+                        for (other, b) in to.members.enumerated() {
+                            let bHere = times[b, ks]
+                            guard bHere < ta,
+                                  to.tokens - lengths[b] + lengths[a] <= capacities[kh],
+                                  from.tokens - lengths[a] + lengths[b] <= capacities[ks] else { continue }
+                            let worse = max(from.time - ta + bHere, to.time - times[b, kh] + aThere)
+                            if worse < limit && worse < best?.worse ?? .infinity {
+                                best = Move(worse: worse, position: position, target: h, swapWith: other)
+                            }
+                        }
+                    }
+                }
             }
-            members[h].append(a)
-            time[h] += times[a * d + kh]
-            tokens[h] += lengths[a]
+            guard let move = best else { break }
+            let kh = groups[move.target].degreeIndex
+            let a = groups[slowest].members.remove(at: move.position)
+            groups[slowest].time -= times[a, ks]
+            groups[slowest].tokens -= lengths[a]
+            if let other = move.swapWith {
+                let b = groups[move.target].members.remove(at: other)
+                groups[move.target].time -= times[b, kh]
+                groups[move.target].tokens -= lengths[b]
+                groups[slowest].members.append(b)
+                groups[slowest].time += times[b, ks]
+                groups[slowest].tokens += lengths[b]
+            }
+            groups[move.target].members.append(a)
+            groups[move.target].time += times[a, kh]
+            groups[move.target].tokens += lengths[a]
         }
-        let groups = members.indices.filter { !members[$0].isEmpty }.map { g in
-            (degree: degrees[degreeIndex[g]], members: members[g])
+        return finished(groups)
+    }
+
+    /// One memory-filling pass at base degree `degrees[base]`: sequences longest first, each
+    /// into a group of the base degree (or of its own smallest degree, if larger): the
+    /// least-loaded one with room (opening a new group while GPUs are free), or with `tight`
+    /// the one left with the fewest free tokens (opening only when none has room).
+    private func fill(lengths: [Int], times: TimeTable, base: Int, tight: Bool) -> Packing? {
+        var groups: [OpenGroup] = []
+        var freeGPUs = model.worldSize
+        let beta1 = model.beta1
+        for (i, length) in lengths.enumerated() {
+            guard let k = (base ..< degrees.count).first(where: { length <= capacities[$0] }) else { return nil }
+            let t = times[i, k]
+            var chosen: Int?, chosenScore = Double.infinity
+            for (g, group) in groups.enumerated() where group.degreeIndex == k && group.tokens + length <= capacities[k] {
+                let score = tight ? Double(capacities[k] - group.tokens - length) : group.time + t
+                if score < chosenScore { chosen = g; chosenScore = score }
+            }
+            let canOpen = freeGPUs >= degrees[k]
+            if canOpen && (chosen == nil || (!tight && beta1 + t < chosenScore)) {
+                groups.append(OpenGroup(degreeIndex: k, time: beta1 + t, tokens: length, members: [i]))
+                freeGPUs -= degrees[k]
+            } else if let g = chosen {
+                groups[g].time += t
+                groups[g].tokens += length
+                groups[g].members.append(i)
+            } else {
+                return nil
+            }
         }
-        let makespan = members.indices.filter { !members[$0].isEmpty }.map { time[$0] }.max() ?? 0
-        return Packing(groups: groups, makespan: makespan)
+        return finished(groups)
     }
 
     /// One greedy pass with every group's time capped at `makespan`.
-    private func attempt(lengths: [Int], times: [Double], makespan: Double, floor: Int, fit: Fit) -> Packing? {
+    private func attempt(lengths: [Int], times: TimeTable, makespan: Double, floor: Int, fit: Fit) -> Packing? {
         let d = degrees.count
         let beta1 = model.beta1
-        var groupDegree: [Int] = []  // index into degrees
-        var groupTime: [Double] = []
-        var groupTokens: [Int] = []
-        var groupMembers: [[Int]] = []
+        var groups: [OpenGroup] = []
         // Per degree, open groups sorted by time ascending.
         var byDegree = [[Int]](repeating: [], count: d)
         var gpusUsed = 0
         let worldSize = model.worldSize
 
         for (i, length) in lengths.enumerated() {
-            var chosen = -1, chosenSlack = Double.infinity, chosenK = -1
+            var chosen: (group: Int, degreeIndex: Int)?
+            var chosenScore = Double.infinity
             for k in 0 ..< d {
-                let t = times[i * d + k]
+                let t = times[i, k]
                 if !t.isFinite { continue }
                 let limit = makespan - t
                 let list = byDegree[k]
-                // Last position with time <= limit.
+                // Groups at positions below `fitting` have time <= limit.
                 var lo = 0, hi = list.count
                 while lo < hi {
                     let mid = (lo + hi) / 2
-                    if groupTime[list[mid]] <= limit { lo = mid + 1 } else { hi = mid }
+                    if groups[list[mid]].time <= limit { lo = mid + 1 } else { hi = mid }
                 }
-                var pos = lo - 1
+                let fitting = lo
                 switch fit {
                 case .time:
-                    // Walk down past groups that are out of memory (capping this walk fragments
-                    // memory badly on 1,024 GPUs).
-                    while pos >= 0 {
-                        let g = list[pos]
-                        if groupTokens[g] + length <= capacities[k] {
-                            let slack = limit - groupTime[g]
-                            if slack < chosenSlack { chosen = g; chosenSlack = slack; chosenK = k }
-                            break
-                        }
-                        pos -= 1
+                    // The most loaded group within time that has memory room (capping this walk
+                    // fragments memory badly on 1,024 GPUs).
+                    for g in list[..<fitting].reversed() where groups[g].tokens + length <= capacities[k] {
+                        let slack = limit - groups[g].time
+                        if slack < chosenScore { chosen = (g, k); chosenScore = slack }
+                        break
                     }
                 case .spread:
-                    var first = 0
-                    while first <= pos {
-                        let g = list[first]
-                        if groupTokens[g] + length <= capacities[k] {
-                            // Most slack wins: compare on negated slack.
-                            let score = -(limit - groupTime[g])
-                            if score < chosenSlack { chosen = g; chosenSlack = score; chosenK = k }
-                            break
-                        }
-                        first += 1
+                    for g in list[..<fitting] where groups[g].tokens + length <= capacities[k] {
+                        // Most slack wins: compare on negated slack.
+                        let score = -(limit - groups[g].time)
+                        if score < chosenScore { chosen = (g, k); chosenScore = score }
+                        break
                     }
                 case .memory:
-                    let stop = max(-1, pos - 64)
-                    while pos > stop {
-                        let g = list[pos]
-                        let free = Double(capacities[k] - groupTokens[g] - length)
-                        if free >= 0 && free < chosenSlack { chosen = g; chosenSlack = free; chosenK = k }
-                        pos -= 1
+                    for g in list[max(0, fitting - 64) ..< fitting].reversed() {
+                        let free = Double(capacities[k] - groups[g].tokens - length)
+                        if free >= 0 && free < chosenScore { chosen = (g, k); chosenScore = free }
                     }
                 }
             }
-            if chosen >= 0 {
-                let k = chosenK
-                if let at = byDegree[k].firstIndex(of: chosen) { byDegree[k].remove(at: at) }
-                groupTime[chosen] += times[i * d + k]
-                groupTokens[chosen] += length
-                groupMembers[chosen].append(i)
-                insert(chosen, into: &byDegree[k], by: groupTime)
+            if let (g, k) = chosen {
+                if let at = byDegree[k].firstIndex(of: g) { byDegree[k].remove(at: at) }
+                groups[g].time += times[i, k]
+                groups[g].tokens += length
+                groups[g].members.append(i)
+                insert(g, into: &byDegree[k], by: groups)
                 continue
             }
             // Open the smallest group that holds the sequence within the makespan.
-            guard let k = (floor ..< d).first(where: { beta1 + times[i * d + $0] <= makespan }),
+            guard let k = (floor ..< d).first(where: { beta1 + times[i, $0] <= makespan }),
                   gpusUsed + degrees[k] <= worldSize else { return nil }
             gpusUsed += degrees[k]
-            let g = groupTime.count
-            groupDegree.append(k)
-            groupTime.append(beta1 + times[i * d + k])
-            groupTokens.append(length)
-            groupMembers.append([i])
-            insert(g, into: &byDegree[k], by: groupTime)
+            groups.append(OpenGroup(degreeIndex: k, time: beta1 + times[i, k], tokens: length, members: [i]))
+            insert(groups.count - 1, into: &byDegree[k], by: groups)
         }
-        let groups = zip(groupDegree, groupMembers).map { (degree: degrees[$0], members: $1) }
-        return Packing(groups: groups, makespan: groupTime.max() ?? 0)
+        return finished(groups)
     }
 
-    private func insert(_ g: Int, into list: inout [Int], by time: [Double]) {
+    /// Inserts group `g` into a list of groups kept sorted by time.
+    private func insert(_ g: Int, into list: inout [Int], by groups: [OpenGroup]) {
         var lo = 0, hi = list.count
         while lo < hi {
             let mid = (lo + hi) / 2
-            if time[list[mid]] <= time[g] { lo = mid + 1 } else { hi = mid }
+            if groups[list[mid]].time <= groups[g].time { lo = mid + 1 } else { hi = mid }
         }
         list.insert(g, at: lo)
     }

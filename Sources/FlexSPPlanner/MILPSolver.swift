@@ -38,7 +38,7 @@ public struct MILPSolver: Sendable {
         for m in counts {
             // Past the budget, keep what was found rather than start another micro-batch count.
             if best != nil && clock.now >= deadline { break }
-            var microBatches: [[(degree: Int, sequenceIDs: [Int])]] = []
+            var microBatches: [[Solution.Group]] = []
             var stepTime = 0.0
             var feasible = true
             for chunk in Blaster.chunks(lengths: batch.lengths, count: m) {
@@ -51,7 +51,7 @@ public struct MILPSolver: Sendable {
                     feasible = false
                     break
                 }
-                microBatches.append(groups.map { (degree: $0.degree, sequenceIDs: $0.ids) })
+                microBatches.append(groups.map { Solution.Group(degree: $0.degree, sequenceIDs: $0.ids) })
                 stepTime += groups.map(\.time).max() ?? 0
             }
             if feasible, stepTime < best?.stepTime ?? .infinity {

@@ -34,24 +34,25 @@ public struct MegatronDCPSolver: Sendable {
     /// Plans the batch; throws `.infeasible` when a sequence needs more ranks than any allowed
     /// group has.
     public func solve(_ batch: Batch) throws(PlanningError) -> Solution {
+        Solution(batch: batch, schedule: try schedule(batch))
+    }
+
+    /// The plan as groups of batch indices, per micro-batch.
+    func schedule(_ batch: Batch) throws(PlanningError) -> [[GroupPacker.Group]] {
         let model = batch.costModel
         let perRank = model.tokenCapacity(degree: 1)
         guard perRank >= 1 else {
             throw .infeasible(strategy: "megatron-dcp", reason: "one GPU holds no token beside the model states")
         }
-        let sizes = model.degrees
         var remaining = Array(batch.lengths.indices)  // longest first, ties in id order
-        var microBatches: [[(degree: Int, sequenceIDs: [Int])]] = []
-        var stepTime = 0.0
+        var microBatches: [[GroupPacker.Group]] = []
         while !remaining.isEmpty {
             let (groups, leftovers) = try Self.nextMicroBatch(
-                remaining, lengths: batch.lengths, ids: batch.ids, sizes: sizes,
-                worldSize: model.worldSize, perRank: perRank)
-            microBatches.append(groups.map { (degree: $0.size, sequenceIDs: $0.members.map { batch.ids[$0] }) })
-            stepTime += groups.map { model.groupTime(lengths: $0.members.map { batch.lengths[$0] }, degree: $0.size) }.max() ?? 0
+                remaining, lengths: batch.lengths, sizes: model.degrees, worldSize: model.worldSize, perRank: perRank)
+            microBatches.append(groups.map { GroupPacker.Group(degree: $0.size, members: $0.members) })
             remaining = leftovers
         }
-        return Solution(microBatches: microBatches, stepTime: stepTime)
+        return microBatches
     }
 
     /// One group of a micro-batch being formed: consecutive ranks, in opening order.
@@ -68,7 +69,7 @@ public struct MegatronDCPSolver: Sendable {
     /// Forms one micro-batch from `order` (batch indices, longest first); returns its groups
     /// and the sequences left over, in order.
     static func nextMicroBatch(
-        _ order: [Int], lengths: [Int], ids: [Int], sizes: [Int], worldSize: Int, perRank: Int
+        _ order: [Int], lengths: [Int], sizes: [Int], worldSize: Int, perRank: Int
     ) throws(PlanningError) -> (groups: [Group], leftovers: [Int]) {
         let budget = Double(perRank)
         func minimumSize(_ length: Int) throws(PlanningError) -> Int {

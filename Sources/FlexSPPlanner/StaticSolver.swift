@@ -10,6 +10,11 @@ public struct StaticSolver: Sendable {
 
     /// - Complexity: O(K x B) for K sequences and B bins.
     public func solve(_ batch: Batch) throws(PlanningError) -> Solution {
+        Solution(batch: batch, schedule: try schedule(batch))
+    }
+
+    /// The plan as groups of batch indices, per micro-batch.
+    func schedule(_ batch: Batch) throws(PlanningError) -> [[GroupPacker.Group]] {
         let model = batch.costModel
         guard model.degrees.contains(degree) else { throw .invalidStaticDegree(degree, allowed: model.degrees) }
         let capacity = model.tokenCapacity(degree: degree)
@@ -21,30 +26,24 @@ public struct StaticSolver: Sendable {
         var binMembers: [[Int]] = []
         for (i, length) in batch.lengths.enumerated() {
             // Best fit: the fullest bin that still has room.
-            var chosen = -1
+            var chosen: Int?
             for b in binTokens.indices where binTokens[b] + length <= capacity {
-                if chosen < 0 || binTokens[b] > binTokens[chosen] { chosen = b }
+                if binTokens[b] > chosen.map({ binTokens[$0] }) ?? -1 { chosen = b }
             }
-            if chosen < 0 {
+            if let b = chosen {
+                binTokens[b] += length
+                binMembers[b].append(i)
+            } else {
                 binTokens.append(length)
                 binMembers.append([i])
-            } else {
-                binTokens[chosen] += length
-                binMembers[chosen].append(i)
             }
         }
         let bins = binMembers.map { members in
-            (time: model.groupTime(lengths: members.map { batch.lengths[$0] }, degree: degree),
-             ids: members.map { batch.ids[$0] })
+            (time: model.groupTime(lengths: members.map { batch.lengths[$0] }, degree: degree), members: members)
         }.sorted { $0.time > $1.time }
         let perMicroBatch = model.worldSize / degree
-        var microBatches: [[(degree: Int, sequenceIDs: [Int])]] = []
-        var stepTime = 0.0
-        for start in stride(from: 0, to: bins.count, by: perMicroBatch) {
-            let slice = bins[start ..< min(start + perMicroBatch, bins.count)]
-            microBatches.append(slice.map { (degree: degree, sequenceIDs: $0.ids) })
-            stepTime += slice.first!.time
+        return stride(from: 0, to: bins.count, by: perMicroBatch).map { start in
+            bins[start ..< min(start + perMicroBatch, bins.count)].map { GroupPacker.Group(degree: degree, members: $0.members) }
         }
-        return Solution(microBatches: microBatches, stepTime: stepTime)
     }
 }

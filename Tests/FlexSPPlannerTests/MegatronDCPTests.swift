@@ -10,7 +10,7 @@ import Testing
         // Megatron's test: 2 ranks of 4,096 tokens, lengths 6,144 and 2,048. The short one could
         // open a group of 1 on no free rank; it joins the group of 2 instead.
         let (groups, leftovers) = try MegatronDCPSolver.nextMicroBatch(
-            [0, 1], lengths: [6_144, 2_048], ids: [0, 1], sizes: [1, 2], worldSize: 2, perRank: 4_096)
+            [0, 1], lengths: [6_144, 2_048], sizes: [1, 2], worldSize: 2, perRank: 4_096)
         #expect(leftovers.isEmpty)
         #expect(groups.map(\.size) == [2])
         #expect(groups.map(\.members) == [[0, 1]])
@@ -18,7 +18,7 @@ import Testing
 
     @Test func idleRanksAreFilledByDoublingTheSmallestGroup() throws {
         let (groups, leftovers) = try MegatronDCPSolver.nextMicroBatch(
-            [0], lengths: [100], ids: [0], sizes: [1, 2, 4], worldSize: 4, perRank: 100)
+            [0], lengths: [100], sizes: [1, 2, 4], worldSize: 4, perRank: 100)
         #expect(leftovers.isEmpty)
         #expect(groups.map(\.size) == [4])
     }
@@ -28,7 +28,7 @@ import Testing
         // (past the 5% cap) if it joined; it opens its own group on the free rank instead, and a
         // third, with no free rank left, is carried over.
         let (groups, leftovers) = try MegatronDCPSolver.nextMicroBatch(
-            [0, 1, 2], lengths: [100, 100, 100], ids: [0, 1, 2], sizes: [1, 2], worldSize: 2, perRank: 100)
+            [0, 1, 2], lengths: [100, 100, 100], sizes: [1, 2], worldSize: 2, perRank: 100)
         #expect(groups.map(\.members) == [[0], [1]])
         #expect(leftovers == [2])
     }
