@@ -8,7 +8,8 @@ import Foundation
 /// For each micro-batch count `M` in `[M_min, M_min + 4]` (the paper's Blaster range) it tries
 /// three splits of the batch: the paper's token-balanced chunks, consecutive chunks that
 /// minimise the estimated *sum* of makespans, and an interleaved split that lets short
-/// sequences fill the GPUs beside long ones. The plans of the cheap baselines (Megatron's
+/// sequences fill the GPUs beside long ones; and one split that fills each micro-batch's
+/// memory before opening the next. The plans of the cheap baselines (Megatron's
 /// dynamic CP, every static degree, the best single degree) are candidates too: their splits fill
 /// memory where ours fragment, and their groups seed the packing. Each micro-batch is packed by
 /// `GroupPacker`; the plan with the least step time wins, so flexsp is never slower than a
@@ -90,16 +91,23 @@ public struct FlexSPSolver: Sendable {
             if let split = balanced[m] { candidates.append(Candidate(split: split.map { Array($0) })) }
             if let split = MicroBatchSplit.interleaved(figures, count: m) { candidates.append(Candidate(split: split)) }
         }
+        if let split = MicroBatchSplit.filled(figures) { candidates.append(Candidate(split: split.map { Array($0) })) }
         if degrees == nil { candidates += Self.seeds(batch) }
+        // A micro-batch with more tokens than the GPUs hold cannot be packed: drop such splits
+        // before packing (with many micro-batches, token-balanced chunks often are).
+        candidates.removeAll { $0.split.contains { $0.reduce(0) { $0 + batch.lengths[$1] } > figures.capacity } }
         if let best = Self.bestOf(candidates, packer: packer, lengths: batch.lengths) {
             return best
         }
-        // Fragmentation can defeat every split in the range; add micro-batches until one fits.
-        for m in last + 1 ..< k + 1 {
+        // Fragmentation can defeat every split in the range; add micro-batches (a quarter more
+        // each time) until one fits.
+        var m = last + 1
+        while m <= k {
             let chunks = Candidate(split: Blaster.chunks(lengths: batch.lengths, count: m).map { Array($0) })
             if let best = Self.bestOf([chunks], packer: packer, lengths: batch.lengths) {
                 return best
             }
+            m = m == k ? k + 1 : min(k, m + max(1, m / 4))
         }
         throw .infeasible(strategy: name, reason: "no split of \(k) sequences into micro-batches fits the memory budget")
     }

@@ -56,7 +56,8 @@ enum MicroBatchSplit {
     }
 
     /// Consecutive chunks minimising the sum of estimated makespans, each within the token
-    /// capacity, for every M up to `maxCount` at once (`result[M]`; nil where none fits).
+    /// capacity, for every M up to `maxCount` at once (`result[M]`, `maxCount + 1` entries; nil
+    /// where none fits).
     /// Above `grid` sequences, chunks start only at multiples of `K / grid`, to bound the work.
     ///
     /// - Complexity: O(maxCount x min(K, grid)^2 x D).
@@ -73,8 +74,10 @@ enum MicroBatchSplit {
             worldPrefix.append(worldPrefix[i] + f.timeAtWorld[i])
             tokenPrefix.append(tokenPrefix[i] + f.lengths[i])
         }
+        // One entry per requested count, nil past the number of chunk boundaries (fewer than
+        // K when the grid is coarser than the batch).
+        var result = [[Range<Int>]?](repeating: nil, count: max(0, maxCount) + 1)
         let maxCount = min(maxCount, p - 1)
-        var result = [[Range<Int>]?](repeating: nil, count: maxCount + 1)
         guard maxCount >= 1 else { return result }
         // best[a]: least estimated sum over the first points[a] sequences.
         var best = [Double](repeating: .infinity, count: p)
@@ -146,5 +149,26 @@ enum MicroBatchSplit {
             tokens[chosen] += f.lengths[i]
         }
         return members.filter { !$0.isEmpty }
+    }
+
+    /// Consecutive chunks, longest first, each filled up to the token capacity before the next
+    /// opens: the fewest micro-batches a consecutive split can have, as Megatron's scheduler
+    /// fills them. Nil if a sequence alone exceeds the capacity.
+    ///
+    /// - Complexity: O(K).
+    static func filled(_ f: Figures) -> [Range<Int>]? {
+        var ranges: [Range<Int>] = []
+        var start = 0, tokens = 0
+        for (i, length) in f.lengths.enumerated() {
+            guard length <= f.capacity else { return nil }
+            if tokens + length > f.capacity {
+                ranges.append(start ..< i)
+                start = i
+                tokens = 0
+            }
+            tokens += length
+        }
+        if start < f.lengths.count { ranges.append(start ..< f.lengths.count) }
+        return ranges
     }
 }
