@@ -47,7 +47,7 @@ public struct MILPSolver: Sendable {
                 solvesDone += 1
                 let ids = chunk.map { batch.ids[$0] }
                 let lengths = chunk.map { batch.lengths[$0] }
-                guard let groups = solveMicroBatch(ids: ids, lengths: lengths, model: model, seconds: share) else {
+                guard let groups = solveMicroBatch(ids: ids, lengths: lengths, model: model, seconds: share)?.groups else {
                     feasible = false
                     break
                 }
@@ -65,8 +65,10 @@ public struct MILPSolver: Sendable {
     }
 
     /// Solves one micro-batch (ids and lengths sorted longest first); nil if no solution.
+    /// `proven`: CBC proved the bucketed MILP's optimum (exact when every length has its own
+    /// bucket).
     func solveMicroBatch(ids: [Int], lengths: [Int], model: CostModel, seconds: Double)
-        -> [(degree: Int, ids: [Int], time: Double)]?
+        -> (groups: [(degree: Int, ids: [Int], time: Double)], proven: Bool)?
     {
         let ascending = Array(lengths.reversed())
         let buckets = Bucketing.buckets(lengths: ascending, count: bucketCount)
@@ -152,7 +154,7 @@ public struct MILPSolver: Sendable {
             result.append((degree: d, ids: members[p].map { ids[ids.count - 1 - $0] },
                            time: model.groupTime(lengths: groupLengths, degree: d)))
         }
-        return gpus <= n ? result : nil
+        return gpus <= n ? (result, outcome.provenOptimal && outcome.values != nil) : nil
     }
 }
 
