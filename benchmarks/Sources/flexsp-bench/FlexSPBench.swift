@@ -80,6 +80,8 @@ struct ReportCommand: ParsableCommand {
         let scaling = Scaling(datasets: datasets, steps: settings.steps, planner: planner, log: log)
         let clusters = try scaling.clusters()
         let contexts = try scaling.contexts()
+        let longDocuments = try LongDocuments(
+            directory: package.appendingPathComponent("workloads"), steps: settings.steps, planner: planner, log: log).run()
         let study = try SolverStudy(
             executable: Bundle.main.executablePath ?? CommandLine.arguments[0], lengthFile: datasets["wikipedia"].path,
             flexspBatches: settings.solverBatches, milpBatches: settings.milpSolverBatches,
@@ -103,6 +105,7 @@ struct ReportCommand: ParsableCommand {
         let report = Report(
             settings: settings, datasets: datasets, reproduction: reproduction.outcomes, clusters: clusters.points,
             clusterLongest: clusters.longest, contexts: contexts, solverBatch: study.batch, solverCluster: study.cluster,
+            longDocuments: longDocuments,
             charts: chartFiles, elapsedSeconds: elapsed)
         try write(report.markdown, to: outDir.appendingPathComponent("REPORT.md"))
         log("wrote \(outDir.appendingPathComponent("REPORT.md").path) in \(Int(elapsed)) s")

@@ -11,11 +11,12 @@ struct Report {
     var contexts: [Scaling.Point]
     var solverBatch: [SolverStudy.Point]
     var solverCluster: [SolverStudy.Point]
+    var longDocuments: [LongDocuments.Outcome]
     var charts: [String: String]
     var elapsedSeconds: Double
 
     var markdown: String {
-        [header, reproductionSection, scalingSection, solverSection, hotPathSection, leftOut].joined(separator: "\n\n") + "\n"
+        [header, reproductionSection, scalingSection, solverSection, hotPathSection, longDocumentSection, leftOut].joined(separator: "\n\n") + "\n"
     }
 
     private var command: String {
@@ -122,6 +123,8 @@ struct Report {
             flexsp's mean distance above each batch's proven lower bound.
 
             \(main.text)
+
+            \(reproductionVersus)
 
             \(milpNotes.isEmpty ? "" : milpNotes.map { "\\* \($0)" }.joined(separator: "\n") + "\n")
             \(figure)
