@@ -270,12 +270,14 @@ struct GroupPacker: Sendable {
         for (i, length) in lengths.enumerated() {
             guard let k = (base ..< degrees.count).first(where: { length <= capacities[$0] }) else { return nil }
             let t = times[i, k]
+            let canOpen = freeGPUs >= degrees[k]
             var chosen: Int?, chosenScore = Double.infinity
-            for (g, group) in groups.enumerated() where group.degreeIndex == k && group.tokens + length <= capacities[k] {
+            // Spreading, a new group (at beta1 + t) always beats joining one: skip the scan.
+            let scan = tight || !canOpen
+            for (g, group) in groups.enumerated() where scan && group.degreeIndex == k && group.tokens + length <= capacities[k] {
                 let score = tight ? Double(capacities[k] - group.tokens - length) : group.time + t
                 if score < chosenScore { chosen = g; chosenScore = score }
             }
-            let canOpen = freeGPUs >= degrees[k]
             if canOpen && (chosen == nil || (!tight && beta1 + t < chosenScore)) {
                 groups.append(OpenGroup(degreeIndex: k, time: beta1 + t, tokens: length, members: [i]))
                 freeGPUs -= degrees[k]
