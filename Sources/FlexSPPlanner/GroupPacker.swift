@@ -93,28 +93,43 @@ struct GroupPacker: Sendable {
         let bound = lowerBound(lengths: lengths)
         guard bound.isFinite else { return nil }
         // Quick: refine only the best raw packing; thorough: refine each.
-        var found: [Packing] = []
-        // Each floor is a smallest degree for new groups: floor 1 favours many small groups,
-        // higher floors fewer, larger groups that pack with less fragmentation.
-        // A seeded quick packing is only a ranking: the seed and the fills are enough.
-        search: for floor in 0 ..< degrees.count where thorough || seed == nil {
-            for fit in thorough ? Fit.allCases : [.time] {
-                guard let packing = search(lengths: lengths, times: times, floor: floor, fit: fit, from: bound) else { continue }
-                found.append(packing)
-                if !thorough { break search }
-            }
-        }
+        var fills: [Packing] = []
         for base in 0 ..< degrees.count {
             for tight in thorough ? [false, true] : [false] {
-                if let packing = fill(lengths: lengths, times: times, base: base, tight: tight) { found.append(packing) }
+                if let packing = fill(lengths: lengths, times: times, base: base, tight: tight) { fills.append(packing) }
             }
         }
-        if !thorough, let raw = found.min(by: { $0.makespan < $1.makespan }) { found = [raw] }
-        if let seed { found.append(seed) }
         var best: Packing?
-        for packing in found {
+        func consider(_ packing: Packing) {
             let refined = refine(packing, lengths: lengths, times: times)
             if refined.makespan < best?.makespan ?? .infinity { best = refined }
+        }
+        // No packing beats the bound: stop there (one long sequence often sets it).
+        var atBound: Bool { (best?.makespan ?? .infinity) <= bound * (1 + 1e-12) }
+        guard thorough else {
+            // Quick: the first floor that fits, the fills and the seed; refine only the best raw
+            // one and the seed (a seeded quick packing is only a ranking: no search).
+            var raw = fills
+            if seed == nil {
+                for floor in 0 ..< degrees.count {
+                    if let packing = search(lengths: lengths, times: times, floor: floor, fit: .time, from: bound) {
+                        raw.append(packing)
+                        break
+                    }
+                }
+            }
+            if let first = raw.min(by: { $0.makespan < $1.makespan }) { consider(first) }
+            if let seed { consider(seed) }
+            return best
+        }
+        for packing in fills { consider(packing) }
+        if let seed { consider(seed) }
+        // Each floor is a smallest degree for new groups: floor 1 favours many small groups,
+        // higher floors fewer, larger groups that pack with less fragmentation.
+        for floor in 0 ..< degrees.count where !atBound {
+            for fit in Fit.allCases where !atBound {
+                if let packing = search(lengths: lengths, times: times, floor: floor, fit: fit, from: bound) { consider(packing) }
+            }
         }
         return best
     }
