@@ -125,7 +125,7 @@ public struct FlexSPSolver: Sendable {
     }
 
     /// How many of the best candidates (by a quick packing) get the thorough packing.
-    static let finalists = 3
+    static let finalists = 2
 
     /// Packs every candidate quickly, then the best few thoroughly (in parallel), and returns
     /// the fastest feasible plan as groups of batch indices.
