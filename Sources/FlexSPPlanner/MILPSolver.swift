@@ -19,6 +19,7 @@ import FlexSPCore
 public struct MILPSolver: Sendable {
     /// Wall-clock budget for one batch, shared by its MILP solves.
     public var timeLimitSeconds: Double
+    /// Buckets per micro-batch (`Q`); at least the batch's size makes the MILP exact.
     public var bucketCount: Int
 
     public init(timeLimitSeconds: Double = 10, bucketCount: Int = Bucketing.defaultCount) {
@@ -26,6 +27,9 @@ public struct MILPSolver: Sendable {
         self.bucketCount = bucketCount
     }
 
+    /// Plans the batch: the best of the micro-batch counts solved within the time limit.
+    ///
+    /// - Throws: `.infeasible` when no micro-batch count gave a solution in time.
     public func solve(_ batch: Batch) throws(PlanningError) -> Solution {
         let model = batch.costModel
         let clock = ContinuousClock()

@@ -36,6 +36,10 @@ public struct Planner: Sendable {
         return degree
     }
 
+    /// Plans the batch with a strategy: the plan document with its estimates, the batch's lower
+    /// bound and the solver's wall time.
+    ///
+    /// - Throws: the strategy's `PlanningError` when it finds no valid plan.
     public func plan(_ batch: Batch, strategy: Strategy) throws(PlanningError) -> Plan {
         let clock = ContinuousClock()
         let started = clock.now

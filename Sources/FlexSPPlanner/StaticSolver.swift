@@ -4,10 +4,15 @@ import FlexSPCore
 /// Sequences are packed best-fit decreasing by tokens into bins of one group's capacity; the
 /// bins, slowest first, fill micro-batches of `N / D` groups each.
 public struct StaticSolver: Sendable {
+    /// The one degree every group has.
     public var degree: Int
 
     public init(degree: Int) { self.degree = degree }
 
+    /// Plans the batch at `degree`.
+    ///
+    /// - Throws: `.invalidStaticDegree` for a degree the cost model does not allow,
+    ///   `.infeasible` when the longest sequence does not fit a group of that degree.
     /// - Complexity: O(K x B) for K sequences and B bins.
     public func solve(_ batch: Batch) throws(PlanningError) -> Solution {
         Solution(batch: batch, schedule: try schedule(batch))

@@ -13,7 +13,7 @@ public enum Strategy: Hashable, Sendable, CustomStringConvertible {
     /// One degree for every batch, best-fit packing; nil: the smallest degree that holds the
     /// dataset's longest sequence.
     case staticDegree(Int?)
-    /// Megatron-LM's dynamic context parallelism.
+    /// Megatron-Core's dynamic context parallelism (its packing-aware scheduler).
     case megatronDCP
 
     /// Names as the command line and the plan service accept them.
