@@ -121,30 +121,35 @@ extension Report {
 }
 
 extension Report {
-    /// Every batch of the reproduction where another strategy's plan beat flexsp's, and flexsp
-    /// against each strategy (mean and worst batch ratio) over all of them.
+    /// Per setting of the reproduction: flexsp's step over each other strategy's (mean and worst
+    /// batch), flexsp's solver time, and every batch where another strategy beat flexsp.
     var reproductionVersus: String {
+        var table = MarkdownTable(["model / context / data", "flexsp / milp", "flexsp / batch-ada", "flexsp / static",
+                                   "flexsp / dcp", "flexsp solver p50 / p99"])
         var losses: [String] = []
-        var ratios: [String: [Double]] = [:]
         for o in reproduction {
             guard let flex = o.run("flexsp") else { continue }
-            for r in o.runs where r.strategy != "flexsp" {
+            func v(_ prefix: String) -> String {
+                guard let r = o.run(prefix), !r.plans.isEmpty else { return "-" }
                 let versus = Versus(flexsp: flex, other: r)
-                let key = r.strategy.hasPrefix("static") ? "static" : r.strategy
-                ratios[key, default: []].append(contentsOf: [versus.meanRatio, versus.worstRatio])
                 if !versus.lost.isEmpty {
                     losses.append("\(o.config.label): \(r.strategy) beat flexsp on batches \(versus.lost.map(String.init).joined(separator: ", "))")
                 }
+                return versus.text
             }
+            let solver = flex.plans.map(\.solverMS)
+            table.append(["\(o.config.model) / \(ContextLength(tokens: o.config.context)) / \(o.config.dataset)",
+                          v("milp"), v("batch-ada"), v("static"), v("megatron-dcp"),
+                          "\(Format.wall(percentile(solver, 0.5))) / \(Format.wall(percentile(solver, 0.99)))"])
         }
-        let summary = ratios.keys.sorted().map { key -> String in
-            let values = ratios[key]!
-            let means = stride(from: 0, to: values.count, by: 2).map { values[$0] }
-            let worst = stride(from: 1, to: values.count, by: 2).map { values[$0] }.max() ?? .nan
-            return String(format: "%@ %.3f (worst batch %.3f)", key, mean(means), worst)
-        }.joined(separator: ", ")
-        return "flexsp's step over each other strategy's, mean over settings of the per-batch mean: \(summary). "
-            + "Batches where another strategy beat flexsp: "
-            + (losses.isEmpty ? "none." : "\n\n" + losses.map { "- \($0)" }.joined(separator: "\n"))
+        return """
+            **flexsp against each strategy, batch by batch**: flexsp's step over the other's, mean \
+            and worst batch (below 1: flexsp faster), and flexsp's solver wall time (2-core machine \
+            shared with other work).
+
+            \(table.text)
+
+            Batches where another strategy beat flexsp: \(losses.isEmpty ? "none." : "\n\n" + losses.map { "- \($0)" }.joined(separator: "\n"))
+            """
     }
 }
