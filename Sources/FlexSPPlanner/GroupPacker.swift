@@ -220,20 +220,10 @@ struct GroupPacker: Sendable {
             let ks = from.degreeIndex
             // Moves first (O(members x G)); swaps (O(members x K)) only when no move helps.
             var best: Move?
-            for (position, a) in from.members.enumerated() {
-                let ta = times[a, ks]
-                for h in groups.indices where h != slowest {
-                    let to = groups[h]
-                    let kh = to.degreeIndex
-                    let aThere = times[a, kh]
-                    guard aThere.isFinite, to.tokens + lengths[a] <= capacities[kh] else { continue }
-                    let worse = max(from.time - ta, to.time + aThere)
-                    if worse < limit && worse < best?.worse ?? .infinity {
-                        best = Move(worse: worse, position: position, target: h, swapWith: nil)
-                    }
-                }
+            func consider(_ move: Move) {
+                if move.worse < limit && move.worse < best?.worse ?? .infinity { best = move }
             }
-            if best == nil {
+            for swaps in [false, true] where best == nil {
                 for (position, a) in from.members.enumerated() {
                     let ta = times[a, ks]
                     for h in groups.indices where h != slowest {
@@ -241,15 +231,20 @@ struct GroupPacker: Sendable {
                         let kh = to.degreeIndex
                         let aThere = times[a, kh]
                         guard aThere.isFinite else { continue }
+                        guard swaps else {
+                            if to.tokens + lengths[a] <= capacities[kh] {
+                                consider(Move(worse: max(from.time - ta, to.time + aThere), position: position, target: h, swapWith: nil))
+                            }
+                            continue
+                        }
+                        // Only a shorter-running `b` can make the slowest group faster.
                         for (other, b) in to.members.enumerated() {
                             let bHere = times[b, ks]
                             guard bHere < ta,
                                   to.tokens - lengths[b] + lengths[a] <= capacities[kh],
                                   from.tokens - lengths[a] + lengths[b] <= capacities[ks] else { continue }
-                            let worse = max(from.time - ta + bHere, to.time - times[b, kh] + aThere)
-                            if worse < limit && worse < best?.worse ?? .infinity {
-                                best = Move(worse: worse, position: position, target: h, swapWith: other)
-                            }
+                            consider(Move(worse: max(from.time - ta + bHere, to.time - times[b, kh] + aThere),
+                                          position: position, target: h, swapWith: other))
                         }
                     }
                 }
