@@ -72,6 +72,22 @@ struct Versus {
     }
 
     var text: String { String(format: "%.3f / %.3f", meanRatio, worstRatio) }
+
+    /// "mean / worst" cells of flexsp against each strategy named by prefix, then flexsp's
+    /// solver p50 / p99; each loss is reported to `losses` under `label`.
+    static func cells(_ runs: [StrategyRun], against prefixes: [String], label: String, losses: inout [String]) -> [String] {
+        guard let flex = runs.first(where: { $0.strategy == "flexsp" }) else { return prefixes.map { _ in "-" } + ["-"] }
+        let versus = prefixes.map { prefix -> String in
+            guard let r = runs.first(where: { $0.strategy.hasPrefix(prefix) }), !r.plans.isEmpty else { return "-" }
+            let v = Versus(flexsp: flex, other: r)
+            if !v.lost.isEmpty {
+                losses.append("\(label): \(r.strategy) beat flexsp on batches \(v.lost.map(String.init).joined(separator: ", "))")
+            }
+            return v.text
+        }
+        let solver = flex.plans.map(\.solverMS)
+        return versus + ["\(Format.wall(percentile(solver, 0.5))) / \(Format.wall(percentile(solver, 0.99)))"]
+    }
 }
 
 extension Report {
@@ -81,24 +97,14 @@ extension Report {
                                    "flexsp solver p50 / p99"])
         var losses: [String] = []
         for o in longDocuments {
-            guard let flex = o.run("flexsp") else { continue }
             func s(_ prefix: String) -> String {
                 guard let r = o.run(prefix), !r.plans.isEmpty else { return "none" }
                 return Format.seconds(r.meanStepMS) + (r.failures.isEmpty ? "" : " *")
             }
-            func v(_ prefix: String) -> String {
-                guard let r = o.run(prefix), !r.plans.isEmpty else { return "-" }
-                let versus = Versus(flexsp: flex, other: r)
-                if !versus.lost.isEmpty {
-                    losses.append("\(o.workload) batch \(o.batchSize): \(r.strategy) beat flexsp on batches \(versus.lost.map(String.init).joined(separator: ", "))")
-                }
-                return versus.text
-            }
-            let solver = flex.plans.map(\.solverMS)
             table.append(["\(o.workload) / \(o.batchSize)", s("flexsp"), s("milp"), s("batch-ada"),
-                          "\(s("static")) (\(o.run("static")?.strategy ?? "-"))", s("megatron-dcp"),
-                          v("milp"), v("batch-ada"), v("static"), v("megatron-dcp"),
-                          "\(Format.wall(percentile(solver, 0.5))) / \(Format.wall(percentile(solver, 0.99)))"])
+                          "\(s("static")) (\(o.run("static")?.strategy ?? "-"))", s("megatron-dcp")]
+                         + Versus.cells(o.runs, against: ["milp", "batch-ada", "static", "megatron-dcp"],
+                                        label: "\(o.workload) batch \(o.batchSize)", losses: &losses))
         }
         return """
             ## 5. Long documents (gpt-7b, 384K, 64 GPUs)
@@ -128,19 +134,9 @@ extension Report {
                                    "flexsp / dcp", "flexsp solver p50 / p99"])
         var losses: [String] = []
         for o in reproduction {
-            guard let flex = o.run("flexsp") else { continue }
-            func v(_ prefix: String) -> String {
-                guard let r = o.run(prefix), !r.plans.isEmpty else { return "-" }
-                let versus = Versus(flexsp: flex, other: r)
-                if !versus.lost.isEmpty {
-                    losses.append("\(o.config.label): \(r.strategy) beat flexsp on batches \(versus.lost.map(String.init).joined(separator: ", "))")
-                }
-                return versus.text
-            }
-            let solver = flex.plans.map(\.solverMS)
-            table.append(["\(o.config.model) / \(ContextLength(tokens: o.config.context)) / \(o.config.dataset)",
-                          v("milp"), v("batch-ada"), v("static"), v("megatron-dcp"),
-                          "\(Format.wall(percentile(solver, 0.5))) / \(Format.wall(percentile(solver, 0.99)))"])
+            table.append(["\(o.config.model) / \(ContextLength(tokens: o.config.context)) / \(o.config.dataset)"]
+                         + Versus.cells(o.runs, against: ["milp", "batch-ada", "static", "megatron-dcp"],
+                                        label: o.config.label, losses: &losses))
         }
         return """
             **flexsp against each strategy, batch by batch**: flexsp's step over the other's, mean \
