@@ -9,8 +9,9 @@ dynamic-CP benchmarks draw from), cut at 384K tokens:
     web      0.35   1,200   1.1    crawled pages
     wiki     0.35     900   1.2    encyclopaedia articles
 
-Mean about 5K tokens; about 1% of documents are above 128K and they hold a quarter of the
-tokens, so many sequences are a large fraction of what a 64-GPU micro-batch holds.
+Mean about 8K tokens; about 1% of documents are above 128K and they hold 30% of the tokens,
+so many sequences are a large fraction of what a 64-GPU micro-batch holds (about 410K tokens
+for gpt-7b at 384K).
 
 long-tail.txt: the long tail of the two shared length files, in file order: every
 wikipedia.txt document of at least 8K tokens and every github_code.txt file of at least 4K
