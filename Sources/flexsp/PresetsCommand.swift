@@ -16,11 +16,11 @@ struct PresetsCommand: ParsableCommand {
     @Option(help: "Print the cost-model document of this model preset.")
     var model: String?
 
-    @Option(help: "Cluster preset for --model.")
-    var cluster: String = "a100-40g-8x8"
+    @Option(help: "Cluster preset for --model (default: a100-40g-8x8).")
+    var cluster: String?
 
-    @Option(name: .customLong("max-context"), help: "Max context for --model, e.g. 384K.")
-    var maxContext: String = "384K"
+    @Option(name: .customLong("max-context"), help: "Max context for --model, e.g. 384K (the default).")
+    var maxContext: String?
 
     @Option(name: .customLong("world-size"), help: "GPUs for --model (default: the cluster's).")
     var worldSize: Int?
@@ -28,12 +28,20 @@ struct PresetsCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
+    func validate() throws {
+        // These describe one cost-model document; without --model they would be ignored silently.
+        if model == nil, cluster != nil || maxContext != nil || worldSize != nil {
+            throw ValidationError("--cluster, --max-context and --world-size choose one cost-model document: give --model too (e.g. --model gpt-7b)")
+        }
+    }
+
     func run() throws {
         if let model {
+            let maxContext = maxContext ?? "384K"
             guard let context = ContextLength(maxContext) else {
                 throw ValidationError("--max-context \(maxContext.quotedForMessage()) is not a length like 192K, 384K or 65536 (at most 2^40 tokens)")
             }
-            let costModel = try CostModel.preset(model: model, cluster: cluster, maxContext: context.tokens, worldSize: worldSize)
+            let costModel = try CostModel.preset(model: model, cluster: cluster ?? "a100-40g-8x8", maxContext: context.tokens, worldSize: worldSize)
             try costModel.validatePreset()
             FileHandle.standardOutput.write(costModel.jsonData() + Data("\n".utf8))
             return

@@ -23,6 +23,9 @@ extension CommandLineTests {
         let lengths = "data/lengths/wikipedia-sample.txt"
         try expectRefused(["plan", "--lengths", lengths, "--step", "9223372036854775807"], "--step 9223372036854775807 is past the last batch")
         try expectRefused(["presets", "--model", "gpt-7b", "--world-size", "4611686018427387904"], "between 1 and 1048576")
+        // Without --model these flags would be ignored: refused rather than a silent exit 0.
+        try expectRefused(["presets", "--world-size", "4611686018427387904"], "give --model too")
+        try expectRefused(["presets", "--max-context", "192K"], "give --model too")
         try expectRefused(["plan", "--lengths", lengths, "--max-context", "9007199254740993K"], "--max-context '9007199254740993K'")
         try expectRefused(["plan", "--lengths", lengths, "--world-size", "2"], "over the 30720 MB budget")
         try expectRefused(["plan", "--lengths", lengths, "--batch-size", "100000"], "--batch-size must be between 1 and 8192")
