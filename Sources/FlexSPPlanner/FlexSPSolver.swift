@@ -130,10 +130,10 @@ public struct FlexSPSolver: Sendable {
     /// Packs every candidate quickly, then the best few thoroughly (in parallel), and returns
     /// the fastest feasible plan as groups of batch indices.
     static func bestOf(_ candidates: [Candidate], packer: GroupPacker, lengths: [Int]) -> [[GroupPacker.Group]]? {
-        let quick = packAll(candidates, packer: packer, lengths: lengths, thorough: false)
+        let quick = packAll(candidates, packer: packer, lengths: lengths, thorough: false, keep: finalists)
         let order = quick.indices.filter { quick[$0] != nil }.sorted { quick[$0]!.time < quick[$1]!.time }
         let finalists = order.prefix(finalists).map { candidates[$0] }
-        let thorough = packAll(finalists, packer: packer, lengths: lengths, thorough: true)
+        let thorough = packAll(finalists, packer: packer, lengths: lengths, thorough: true, keep: 1)
         var best: (time: Double, candidate: Int)?
         for (c, result) in thorough.enumerated() {
             if let result, result.time < (best?.time ?? .infinity) - 1e-9 { best = (result.time, c) }
@@ -224,22 +224,59 @@ public struct FlexSPSolver: Sendable {
         return after < before - 1e-9 ? plan : schedule
     }
 
+    /// Packs every candidate's micro-batches and returns each candidate's total makespan and
+    /// packings; nil where a micro-batch does not fit, or where the candidate provably cannot
+    /// be among the `keep` fastest: its packed micro-batches plus the lower bounds of the rest
+    /// already exceed the `keep`-th best total finished so far. Candidates run cheapest bound
+    /// first, so the threshold is tight early; the survivors, and so the `keep` fastest, are
+    /// the same as without pruning.
     private static func packAll(
-        _ candidates: [Candidate], packer: GroupPacker, lengths: [Int], thorough: Bool
+        _ candidates: [Candidate], packer: GroupPacker, lengths: [Int], thorough: Bool, keep: Int
     ) -> [(time: Double, packings: [GroupPacker.Packing])?] {
         let results = Slots<(time: Double, packings: [GroupPacker.Packing])>(count: candidates.count)
-        DispatchQueue.concurrentPerform(iterations: candidates.count) { c in
+        let bounds = candidates.map { candidate in
+            candidate.split.map { members in packer.lowerBound(lengths: members.map { lengths[$0] }) }
+        }
+        let order = candidates.indices.sorted { bounds[$0].reduce(0, +) < bounds[$1].reduce(0, +) }
+        let best = BestTotals(keep: keep)
+        DispatchQueue.concurrentPerform(iterations: candidates.count) { position in
+            let c = order[position]
+            // rest[b]: the bounds of micro-batches b... still to pack.
+            var rest = bounds[c]
+            for b in rest.indices.reversed().dropFirst() { rest[b] += rest[b + 1] }
             var packings: [GroupPacker.Packing] = []
             var total = 0.0
             for (b, members) in candidates[c].split.enumerated() {
+                if total + rest[b] > best.threshold * (1 + 1e-9) { return }
                 guard let packing = packer.pack(lengths: members.map { lengths[$0] }, thorough: thorough,
                                                 seed: candidates[c].seeds?[b]) else { return }
                 packings.append(packing)
                 total += packing.makespan
             }
+            best.record(total)
             results[c] = (total, packings)
         }
         return results.values
+    }
+}
+
+/// The `keep` least totals recorded so far, shared by parallel iterations.
+final class BestTotals: @unchecked Sendable {
+    private var totals: [Double] = []
+    private let keep: Int
+    private let lock = NSLock()
+
+    init(keep: Int) { self.keep = keep }
+
+    /// The `keep`-th least total recorded; infinity until `keep` are.
+    var threshold: Double { lock.withLock { totals.count < keep ? .infinity : totals[keep - 1] } }
+
+    func record(_ total: Double) {
+        lock.withLock {
+            totals.append(total)
+            totals.sort()
+            if totals.count > keep { totals.removeLast() }
+        }
     }
 }
 
