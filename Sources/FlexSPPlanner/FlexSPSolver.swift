@@ -78,8 +78,9 @@ public struct FlexSPSolver: Sendable {
         let packer = GroupPacker(model: model, degrees: allowed)
         let figures = MicroBatchSplit.Figures(lengths: batch.lengths, model: model, degrees: allowed)
         let k = batch.count
+        let capacity = GroupCapacity(batch).microBatch
         let minimum = max(
-            Blaster.minimumMicroBatches(totalTokens: batch.totalTokens, costModel: model),
+            LowerBound.minimumMicroBatches(batch, capacity: capacity),
             (batch.totalTokens + figures.capacity - 1) / figures.capacity)
         let first = min(minimum, k)
         let last = min(minimum + extraMicroBatches, k)
@@ -93,11 +94,35 @@ public struct FlexSPSolver: Sendable {
         }
         if let split = MicroBatchSplit.filled(figures) { candidates.append(Candidate(split: split.map { Array($0) })) }
         if degrees == nil { candidates += Self.seeds(batch) }
+        // Front-loaded: the first micro-batch takes the batch's shortest sequences, from the
+        // last micro-batch on, until it holds a share of the room left to what a micro-batch
+        // can hold. A step is a sum of makespans, so balance is not the goal, and larger groups
+        // hold more tokens per GPU than the degree-1 groups short sequences get.
+        var front: [Candidate] = []
+        if degrees == nil {
+            let chunks = Blaster.chunks(lengths: batch.lengths, count: first).map { Array($0) }
+            for base in [balanced[first]?.map { Array($0) }, chunks] {
+                guard let base, base.count > 1 else { continue }
+                for share in [0.15, 0.3, 0.45] {
+                    front.append(Candidate(split: MicroBatchSplit.frontLoaded(base, lengths: batch.lengths, capacity: capacity, share: share)))
+                }
+            }
+        }
         // A micro-batch with more tokens than the GPUs hold cannot be packed: drop such splits
         // before packing (with many micro-batches, token-balanced chunks often are).
-        candidates.removeAll { $0.split.contains { $0.reduce(0) { $0 + batch.lengths[$1] } > figures.capacity } }
-        if let best = Self.bestOf(candidates, packer: packer, lengths: batch.lengths) {
-            return Self.fillSlack(best, packer: packer, lengths: batch.lengths)
+        let overfull = { (candidate: Candidate) in candidate.split.contains { $0.reduce(0) { $0 + batch.lengths[$1] } > figures.capacity } }
+        candidates.removeAll(where: overfull)
+        front.removeAll(where: overfull)
+        // The front-loaded splits compete for their own finalist, so they never displace the
+        // others' finalists: the plan is never worse than without them.
+        let plans = [candidates, front].compactMap { Self.bestOf($0, packer: packer, lengths: batch.lengths) }
+        if let best = plans.first {
+            var plan = Self.fillSlack(best, packer: packer, lengths: batch.lengths)
+            for other in plans.dropFirst() where Self.stepTime(other, model: model, lengths: batch.lengths) < Self.stepTime(plan, model: model, lengths: batch.lengths) - 1e-9 {
+                let filled = Self.fillSlack(other, packer: packer, lengths: batch.lengths)
+                if Self.stepTime(filled, model: model, lengths: batch.lengths) < Self.stepTime(plan, model: model, lengths: batch.lengths) - 1e-9 { plan = filled }
+            }
+            return plan
         }
         // Fragmentation can defeat every split in the range; add micro-batches (a quarter more
         // each time) until one fits.
@@ -122,6 +147,13 @@ public struct FlexSPSolver: Sendable {
         }
         if let ada = try? BatchAdaptiveSolver().schedule(batch) { schedules.append(ada) }
         return schedules.map { Candidate(schedule: $0) }
+    }
+
+    /// Sum of the micro-batches' makespans.
+    static func stepTime(_ schedule: [[GroupPacker.Group]], model: CostModel, lengths: [Int]) -> Double {
+        schedule.reduce(0) { total, groups in
+            total + (groups.map { model.groupTime(lengths: $0.members.map { lengths[$0] }, degree: $0.degree) }.max() ?? 0)
+        }
     }
 
     /// How many of the best candidates (by a quick packing) get the thorough packing.

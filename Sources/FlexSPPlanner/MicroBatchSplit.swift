@@ -171,4 +171,24 @@ enum MicroBatchSplit {
         if start < f.lengths.count { ranges.append(start ..< f.lengths.count) }
         return ranges
     }
+
+    /// `split` with the shortest sequences of its later micro-batches (last first) moved into
+    /// the first until it holds `share` of the room between its tokens and `capacity`.
+    ///
+    /// - Complexity: O(K).
+    static func frontLoaded(_ split: [[Int]], lengths: [Int], capacity: Double, share: Double) -> [[Int]] {
+        var result = split
+        var tokens = Double(split[0].reduce(0) { $0 + lengths[$1] })
+        let target = tokens + share * (capacity - tokens)
+        var from = result.count - 1
+        while from > 0, tokens < target {
+            guard let i = result[from].last else { from -= 1; continue }
+            guard tokens + Double(lengths[i]) <= target else { break }
+            result[from].removeLast()
+            result[0].append(i)
+            tokens += Double(lengths[i])
+        }
+        result[0].sort()  // batch order: longest first
+        return result.filter { !$0.isEmpty }
+    }
 }
