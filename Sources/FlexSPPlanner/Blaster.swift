@@ -24,9 +24,17 @@ public enum Blaster {
     ///
     /// - Complexity: O(count x K log K) for K lengths.
     public static func chunks(lengths: [Int], count: Int) -> [Range<Int>] {
+        chunks(lengths: lengths, counts: count ... count)[0]
+    }
+
+    /// `chunks(lengths:count:)` for every count in `counts` (each entry in that order), from
+    /// one pass of the DP: the cut table of `m` parts does not depend on the final count.
+    ///
+    /// - Complexity: O(counts.upperBound x K log K) for K lengths.
+    public static func chunks(lengths: [Int], counts: ClosedRange<Int>) -> [[Range<Int>]] {
         let k = lengths.count
-        let m = min(count, k)
-        guard m > 1 else { return k == 0 ? [] : [0 ..< k] }
+        let m = min(counts.upperBound, k)
+        guard m > 1 else { return counts.map { _ in k == 0 ? [] : [0 ..< k] } }
         var prefix = [0]
         prefix.reserveCapacity(k + 1)
         for length in lengths { prefix.append(prefix.last! + length) }
@@ -53,14 +61,16 @@ public enum Blaster {
             }
             best = next
         }
-        var ranges: [Range<Int>] = []
-        var end = k
-        for parts in stride(from: m, to: 1, by: -1) {
-            let start = cut[parts][end]
-            ranges.append(start ..< end)
-            end = start
+        return counts.map { count in
+            var ranges: [Range<Int>] = []
+            var end = k
+            for parts in stride(from: min(count, k), to: 1, by: -1) {
+                let start = cut[parts][end]
+                ranges.append(start ..< end)
+                end = start
+            }
+            ranges.append(0 ..< end)
+            return ranges.reversed()
         }
-        ranges.append(0 ..< end)
-        return ranges.reversed()
     }
 }

@@ -87,8 +87,9 @@ public struct FlexSPSolver: Sendable {
 
         var candidates: [Candidate] = []
         let balanced = MicroBatchSplit.timeBalanced(figures, maxCount: last)
+        let chunks = Blaster.chunks(lengths: batch.lengths, counts: first ... last)
         for m in first ... last {
-            candidates.append(Candidate(split: Blaster.chunks(lengths: batch.lengths, count: m).map { Array($0) }))
+            candidates.append(Candidate(split: chunks[m - first].map { Array($0) }))
             if let split = balanced[m] { candidates.append(Candidate(split: split.map { Array($0) })) }
             if let split = MicroBatchSplit.interleaved(figures, count: m) { candidates.append(Candidate(split: split)) }
         }
@@ -100,8 +101,7 @@ public struct FlexSPSolver: Sendable {
         // hold more tokens per GPU than the degree-1 groups short sequences get.
         var front: [Candidate] = []
         if degrees == nil {
-            let chunks = Blaster.chunks(lengths: batch.lengths, count: first).map { Array($0) }
-            for base in [balanced[first]?.map { Array($0) }, chunks] {
+            for base in [balanced[first]?.map { Array($0) }, chunks[0].map { Array($0) }] {
                 guard let base, base.count > 1 else { continue }
                 for share in [0.15, 0.3, 0.45] {
                     front.append(Candidate(split: MicroBatchSplit.frontLoaded(base, lengths: batch.lengths, capacity: capacity, share: share)))

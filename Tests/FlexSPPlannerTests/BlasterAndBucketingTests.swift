@@ -28,6 +28,26 @@ import Testing
             #expect(largest == optimum, "lengths \(lengths), M = \(m)")
         }
     }
+
+    @Test func chunksForManyCountsMatchEachCount() {
+        var rng = SplitMix(state: 7)
+        let lengths = (0 ..< 300).map { _ in Int.random(in: 1 ... 50_000, using: &rng) }.sorted(by: >)
+        let all = Blaster.chunks(lengths: lengths, counts: 3 ... 40)
+        #expect(all.count == 38)
+        for (offset, chunks) in all.enumerated() {
+            #expect(chunks == Blaster.chunks(lengths: lengths, count: 3 + offset))
+        }
+    }
+
+    @Test func frontLoadedMovesTheShortestIntoTheFirstMicroBatch() {
+        let lengths = [90, 80, 70, 60, 50, 40, 30, 20, 10]
+        let split = [[0, 1, 2], [3, 4, 5], [6, 7, 8]]  // tokens 240, 150, 60
+        // Room 400 - 240 = 160; half of it is 80: 10, 20, 30 (60) fit, 40 more would not.
+        let front = MicroBatchSplit.frontLoaded(split, lengths: lengths, capacity: 400, share: 0.5)
+        #expect(front == [[0, 1, 2, 6, 7, 8], [3, 4, 5]])
+        // No room: unchanged.
+        #expect(MicroBatchSplit.frontLoaded(split, lengths: lengths, capacity: 240, share: 0.5) == split)
+    }
 }
 
 @Suite struct BucketingTests {
