@@ -114,9 +114,15 @@ public struct FlexSPSolver: Sendable {
         let overfull = { (candidate: Candidate) in candidate.split.contains { $0.reduce(0) { $0 + batch.lengths[$1] } > figures.capacity } }
         candidates.removeAll(where: overfull)
         front.removeAll(where: overfull)
-        // The front-loaded splits compete for their own finalist, so they never displace the
-        // others' finalists: the plan is never worse than without them.
-        let plans = [candidates, front].compactMap { Self.bestOf($0, packer: packer, lengths: batch.lengths) }
+        // The front-loaded splits compete for their own finalists, so they never displace the
+        // others' finalists: the plan is never worse than without them. Their finalists'
+        // thorough packings stop once they cannot beat the others' plan.
+        var plans: [[[GroupPacker.Group]]] = []
+        let main = Self.bestOf(candidates, packer: packer, lengths: batch.lengths)
+        if let main { plans.append(main.schedule) }
+        if let other = Self.bestOf(front, packer: packer, lengths: batch.lengths, beat: main?.time ?? .infinity) {
+            plans.append(other.schedule)
+        }
         if let best = plans.first {
             var plan = Self.fillSlack(best, packer: packer, lengths: batch.lengths)
             for other in plans.dropFirst() where Self.stepTime(other, model: model, lengths: batch.lengths) < Self.stepTime(plan, model: model, lengths: batch.lengths) - 1e-9 {
@@ -131,7 +137,7 @@ public struct FlexSPSolver: Sendable {
         while m <= k {
             let chunks = Candidate(split: Blaster.chunks(lengths: batch.lengths, count: m).map { Array($0) })
             if let best = Self.bestOf([chunks], packer: packer, lengths: batch.lengths) {
-                return best
+                return best.schedule
             }
             m = m == k ? k + 1 : min(k, m + max(1, m / 4))
         }
@@ -163,21 +169,25 @@ public struct FlexSPSolver: Sendable {
     /// How many of the best candidates (by a quick packing) get the thorough packing.
     static let finalists = 2
 
-    /// Packs every candidate quickly, then the best few thoroughly (in parallel), and returns
-    /// the fastest feasible plan as groups of batch indices.
-    static func bestOf(_ candidates: [Candidate], packer: GroupPacker, lengths: [Int]) -> [[GroupPacker.Group]]? {
-        let quick = packAll(candidates, packer: packer, lengths: lengths, thorough: false, keep: finalists)
+    /// Packs every candidate quickly, then the best `finalists` thoroughly (in parallel), and
+    /// returns the fastest feasible plan as groups of batch indices with its step time; nil
+    /// if none fits or none is faster than `beat`.
+    static func bestOf(
+        _ candidates: [Candidate], packer: GroupPacker, lengths: [Int], finalists: Int = finalists, beat: Double = .infinity
+    ) -> (schedule: [[GroupPacker.Group]], time: Double)? {
+        let quick = packAll(candidates, packer: packer, lengths: lengths, thorough: false, keep: finalists, below: .infinity)
         let order = quick.indices.filter { quick[$0] != nil }.sorted { quick[$0]!.time < quick[$1]!.time }
         let finalists = order.prefix(finalists).map { candidates[$0] }
-        let thorough = packAll(finalists, packer: packer, lengths: lengths, thorough: true, keep: 1)
+        let thorough = packAll(finalists, packer: packer, lengths: lengths, thorough: true, keep: 1, below: beat)
         var best: (time: Double, candidate: Int)?
         for (c, result) in thorough.enumerated() {
             if let result, result.time < (best?.time ?? .infinity) - 1e-9 { best = (result.time, c) }
         }
         guard let best, let packings = thorough[best.candidate]?.packings else { return nil }
-        return zip(finalists[best.candidate].split, packings).map { members, packing in
+        let schedule = zip(finalists[best.candidate].split, packings).map { members, packing in
             packing.groups.map { GroupPacker.Group(degree: $0.degree, members: $0.members.map { members[$0] }) }
         }
+        return (schedule, best.time)
     }
 
     /// Search across micro-batches: every group that finishes before its micro-batch does has
@@ -267,14 +277,14 @@ public struct FlexSPSolver: Sendable {
     /// first, so the threshold is tight early; the survivors, and so the `keep` fastest, are
     /// the same as without pruning.
     private static func packAll(
-        _ candidates: [Candidate], packer: GroupPacker, lengths: [Int], thorough: Bool, keep: Int
+        _ candidates: [Candidate], packer: GroupPacker, lengths: [Int], thorough: Bool, keep: Int, below: Double
     ) -> [(time: Double, packings: [GroupPacker.Packing])?] {
         let results = Slots<(time: Double, packings: [GroupPacker.Packing])>(count: candidates.count)
         let bounds = candidates.map { candidate in
             candidate.split.map { members in packer.lowerBound(lengths: members.map { lengths[$0] }) }
         }
         let order = candidates.indices.sorted { bounds[$0].reduce(0, +) < bounds[$1].reduce(0, +) }
-        let best = BestTotals(keep: keep)
+        let best = BestTotals(keep: keep, below: below)
         DispatchQueue.concurrentPerform(iterations: candidates.count) { position in
             let c = order[position]
             // rest[b]: the bounds of micro-batches b... still to pack.
@@ -300,12 +310,17 @@ public struct FlexSPSolver: Sendable {
 final class BestTotals: @unchecked Sendable {
     private var totals: [Double] = []
     private let keep: Int
+    private let below: Double
     private let lock = NSLock()
 
-    init(keep: Int) { self.keep = keep }
+    init(keep: Int, below: Double) {
+        self.keep = keep
+        self.below = below
+    }
 
-    /// The `keep`-th least total recorded; infinity until `keep` are.
-    var threshold: Double { lock.withLock { totals.count < keep ? .infinity : totals[keep - 1] } }
+    /// The `keep`-th least total recorded, or `below` if that is less (infinity until `keep`
+    /// are recorded).
+    var threshold: Double { lock.withLock { min(below, totals.count < keep ? .infinity : totals[keep - 1]) } }
 
     func record(_ total: Double) {
         lock.withLock {
