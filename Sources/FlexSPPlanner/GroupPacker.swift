@@ -1,4 +1,5 @@
 import FlexSPCore
+import Foundation
 
 /// Packs one micro-batch's sequences into sequence-parallel groups of allowed degrees so that
 /// the slowest group finishes as early as possible, using at most `worldSize` GPUs.
@@ -57,6 +58,9 @@ struct GroupPacker: Sendable {
     let degrees: [Int]
     /// Token capacity of a group of each allowed degree.
     let capacities: [Int]
+    /// Exact packings found so far, by lengths: candidate splits often share a small
+    /// micro-batch (the longest sequences), and the exhaustive search is the dearest step.
+    private let exactMemo = ExactMemo()
 
     init(model: CostModel, degrees: [Int]) {
         self.model = model
@@ -94,7 +98,12 @@ struct GroupPacker: Sendable {
         let bound = lowerBound(lengths: lengths)
         guard bound.isFinite else { return nil }
         // A handful of sequences: the optimum itself, by exhaustive search.
-        if exactIsCheap(count: lengths.count) { return exact(lengths: lengths, times: times) }
+        if exactIsCheap(count: lengths.count) {
+            if let known = exactMemo[lengths] { return known }
+            let packing = exact(lengths: lengths, times: times)
+            exactMemo[lengths] = packing
+            return packing
+        }
         // Quick: refine only the best raw packing; thorough: refine each.
         var fills: [Packing] = []
         for base in 0 ..< degrees.count {
@@ -443,5 +452,16 @@ struct GroupPacker: Sendable {
             if groups[list[mid]].time <= groups[g].time { lo = mid + 1 } else { hi = mid }
         }
         list.insert(g, at: lo)
+    }
+}
+
+/// `GroupPacker.exact`'s results by lengths, shared by parallel packings (nil results too).
+private final class ExactMemo: @unchecked Sendable {
+    private var packings: [[Int]: GroupPacker.Packing?] = [:]
+    private let lock = NSLock()
+
+    subscript(lengths: [Int]) -> GroupPacker.Packing?? {
+        get { lock.withLock { packings[lengths] } }
+        set { lock.withLock { packings[lengths] = newValue ?? nil } }
     }
 }
