@@ -111,6 +111,14 @@ def loads_strict(text: str | bytes) -> Any:
     return value
 
 
+def parse_document(text: str | bytes, what: str, error: type[ContractError]) -> Any:
+    """`loads_strict`, with a failure raised as `error` naming the document (`what`)."""
+    try:
+        return loads_strict(text)
+    except ContractError as problem:
+        raise error(f"{what} is not valid JSON: {problem}") from None
+
+
 def integer(value: Any, field: str, error: type[ContractError] = ContractError) -> int:
     """A JSON integer field: an integral number (8, 8.0) within 64 bits; never a boolean."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -164,11 +172,7 @@ class CostModel:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> CostModel:
-        try:
-            document = loads_strict(text)
-        except ContractError as error:
-            raise CostModelError(f"cost model is not valid JSON: {error}") from None
-        return cls.from_document(document)
+        return cls.from_document(parse_document(text, "cost model", CostModelError))
 
     @classmethod
     def from_document(cls, document: Any) -> CostModel:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from flexsp.cost_model import (MAX_SEQUENCE_LENGTH, ContractError, CostModel, CostModelError,
-                               integer, loads_strict, number)
+                               integer, number, parse_document)
 
 PLAN_VERSION = 1
 
@@ -66,11 +66,7 @@ class Plan:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Plan:
-        try:
-            document = loads_strict(text)
-        except ContractError as error:
-            raise PlanError(f"plan is not valid JSON: {error}") from None
-        return cls.from_document(document)
+        return cls.from_document(parse_document(text, "plan", PlanError))
 
     @classmethod
     def from_document(cls, document: Any) -> Plan:
