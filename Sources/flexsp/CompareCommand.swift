@@ -125,7 +125,7 @@ struct ComparisonReport {
             "static_baseline": staticResult.strategy, "strategies": strategies,
         ]
         // JSON has no NaN or infinity; a degenerate number is written as null.
-        return try JSONSerialization.data(withJSONObject: finiteOrNull(document), options: [.sortedKeys])
+        return try JSONSerialization.data(withJSONObject: finiteOrNull(document), options: [.sortedKeys, .withoutEscapingSlashes])
     }
 
     var table: String {

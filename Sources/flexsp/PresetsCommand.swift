@@ -66,7 +66,7 @@ struct PresetsCommand: ParsableCommand {
                     ] as [String: Any]
                 },
             ]
-            let data = try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .prettyPrinted])
+            let data = try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
             FileHandle.standardOutput.write(data + Data("\n".utf8))
             return
         }

@@ -45,7 +45,7 @@ struct ValidateCommand: ParsableCommand {
     }
 
     private func printJSON(_ object: [String: Any]) throws {
-        let data = try JSONSerialization.data(withJSONObject: finiteOrNull(object), options: [.sortedKeys])
+        let data = try JSONSerialization.data(withJSONObject: finiteOrNull(object), options: [.sortedKeys, .withoutEscapingSlashes])
         FileHandle.standardOutput.write(data + Data("\n".utf8))
     }
 }
