@@ -249,7 +249,9 @@ def worker(args: argparse.Namespace) -> None:
         return {"strategy": strategy, "batch": step, "plan": plan, "step_ms": step_ms,
                 "micro_batches": [{"shape": mb.shape(), "measured_ms": mb.measured_ms,
                                    "est_profiled_ms": mb.est_ms, "est_calibrated_ms": cal.est_ms,
-                                   "critical_degree": max(mb.groups, key=lambda g: g.est_ms).degree}
+                                   "critical_degree": max(mb.groups, key=lambda g: g.est_ms).degree,
+                                   "groups": [[g.degree, g.sequences, g.tokens, g.sum_squares]
+                                              for g in mb.groups]}
                                   for mb, cal in zip(timings, calibrated)],
                 "refit_ms": refit_ms,
                 "refit": refit.describe() if refit is not None else None}
@@ -375,19 +377,22 @@ def versus_transformers(args, config, model, optimizer, pool, dataset, profiled,
     if world_size != 1:
         raise SystemExit("real_execution: --versus-transformers runs at --world 1")
     torch.manual_seed(config.train.seed)
-    plain = AutoModelForCausalLM.from_config(load_hf_config(config.model), attn_implementation="sdpa")
+    plain = AutoModelForCausalLM.from_config(load_hf_config(config.model), attn_implementation="sdpa").to(device)
     plain_optimizer = build_optimizer(plain, config.train.lr, config.train.betas, config.train.weight_decay)
 
     def plain_step(batch) -> float:
         t0 = time.perf_counter()
         label_tokens = max(1, sum(n - 1 for n in batch.lengths))
         for sequence in batch.sequences:
+            sequence = sequence.to(device)
             logits = plain(input_ids=sequence[None], use_cache=False).logits[0]
             loss = F.cross_entropy(logits[:-1], sequence[1:], reduction="sum")
             (loss / label_tokens).backward()
         torch.nn.utils.clip_grad_norm_(plain.parameters(), config.train.max_grad_norm)
         plain_optimizer.step()
         plain_optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         return (time.perf_counter() - t0) * 1e3
 
     runtime_ms, plain_ms, tokens, errors = [], [], [], []
