@@ -34,6 +34,19 @@ except ImportError:  # pragma: no cover - older torch
     varlen_attn = None
 
 
+class DeviceCopies:
+    """A context's `cu_seqlens` as int32 tensors, one per device, made once. Not a container
+    FSDP looks into, so every copy of the context shares it."""
+
+    def __init__(self) -> None:
+        self._tensors: dict[torch.device, torch.Tensor] = {}
+
+    def get(self, cu_seqlens: list[int], device: torch.device) -> torch.Tensor:
+        if device not in self._tensors:
+            self._tensors[device] = torch.tensor(cu_seqlens, dtype=torch.int32, device=device)
+        return self._tensors[device]
+
+
 @dataclass
 class PackedContext:
     """What attention needs to know about the group's packed stream.
@@ -42,26 +55,26 @@ class PackedContext:
     cu_seqlens: boundaries of the real sequences in the stream, [0, l0, l0+l1, ...]; the stream
     beyond cu_seqlens[-1] (up to a multiple of degree) is padding.
 
-    Built once per micro-batch; every layer reads the same `longest` and the same device copy of
-    `cu_seqlens` (the varlen kernels' form), made by the first layer that asks.
+    Built once per micro-batch; every layer reads the same `longest` (the longest sequence) and
+    the same device copy of `cu_seqlens` (the varlen kernels' form), made by the first layer that
+    asks. Both are fields with defaults because FSDP's input casting copies the context with
+    `dataclasses.replace` (once per layer under mixed precision): the copies carry them along.
     """
 
     group: dist.ProcessGroup | None
     degree: int
     cu_seqlens: list[int]
-    longest: int = field(init=False)
-    _on_device: dict[torch.device, torch.Tensor] = field(init=False, repr=False, compare=False,
-                                                         default_factory=dict)
+    longest: int | None = None  # None: computed from cu_seqlens
+    on_device: DeviceCopies = field(default_factory=DeviceCopies, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.longest = max((b - a for a, b in zip(self.cu_seqlens[:-1], self.cu_seqlens[1:])),
-                           default=0)
+        if self.longest is None:
+            self.longest = max((b - a for a, b in zip(self.cu_seqlens[:-1], self.cu_seqlens[1:])),
+                               default=0)
 
     def cu_seqlens_on(self, device: torch.device) -> torch.Tensor:
         """`cu_seqlens` as an int32 tensor on `device`."""
-        if device not in self._on_device:
-            self._on_device[device] = torch.tensor(self.cu_seqlens, dtype=torch.int32, device=device)
-        return self._on_device[device]
+        return self.on_device.get(self.cu_seqlens, device)
 
 
 def _scatter_heads(x: torch.Tensor, group: dist.ProcessGroup, degree: int) -> torch.Tensor:
