@@ -25,14 +25,18 @@ def checkpoint_path(directory: str | Path, step: int) -> Path:
 
 
 def save_checkpoint(directory: str | Path, step: int, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, data_state: dict | None = None) -> Path:
-    """Writes the state after `step` steps to <directory>/step-NNNNNN (a collective)."""
+                    optimizer: torch.optim.Optimizer, data_state: dict | None = None,
+                    documents: dict[str, dict] | None = None) -> Path:
+    """Writes the state after `step` steps to <directory>/step-NNNNNN (a collective);
+    `documents` (rank 0's, e.g. the calibrated cost model) go beside data.json as <name>.json."""
     model_state, optimizer_state = get_state_dict(model, optimizer)
     path = checkpoint_path(directory, step)
     if not dist.is_initialized() or dist.get_rank() == 0:
         path.mkdir(parents=True, exist_ok=True)
         (path / "data.json").write_text(json.dumps({"steps_done": step, **(data_state or {})},
                                                    indent=1) + "\n")
+        for name, document in (documents or {}).items():
+            (path / f"{name}.json").write_text(json.dumps(document, indent=1) + "\n")
     dcp.save({"model": model_state, "optimizer": optimizer_state,
               "train": {"steps_done": torch.tensor(step)}}, checkpoint_id=str(path))
     return path

@@ -56,6 +56,8 @@ class PlannerConfig:
     strategy: str = "flexsp"
     timeout_s: float = 30.0         # how long rank 0 waits for a plan before falling back
     max_restarts: int = 1           # restarts of a planner that died, then it is abandoned
+    calibrate: bool = True          # refit the cost model's times from measured steps
+                                    # (flexsp.calibrate); false: plans from the file's model only
 
 
 @dataclass

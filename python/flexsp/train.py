@@ -9,6 +9,7 @@ lines, TensorBoard) -> every N steps an evaluation and a checkpoint. NCCL on GPU
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -18,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from flexsp.attention import check_degree, kernel_for
+from flexsp.calibrate import Calibrator, micro_batch_timings
 from flexsp.checkpoint import (check_data_state, latest_checkpoint, load_checkpoint,
                                save_checkpoint)
 from flexsp.config import Config, load_config
@@ -142,6 +144,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
                  "peak %s TFLOP/s per rank", hf_config.model_type, str(dtype).removeprefix("torch."),
                  config.parallel.mixed_precision, kernel_for(device, dtype), meter.peak or "unknown")
 
+    calibrator = None
+    if rank == 0 and config.planner.calibrate:
+        calibrator = Calibrator(cost_model)
+        if args.resume:
+            restore_calibration(config.train.checkpoint_dir, calibrator, plan_source, start_step,
+                                dataset.batch(start_step).lengths if start_step < config.train.steps else None)
+
     records = []
     train = config.train
     steps = train.steps
@@ -164,6 +173,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         records.append(step_record(step, loss, lr, batch.lengths, plan, source, step_ms,
                                    (t_plan - t_start) * 1e3, result.timings_ms["dispatch"]))
         records[-1].update(meter.figures(batch.lengths, step_ms))
+        records[-1].update(measured_record(plan, result.per_rank_ms))
+        if calibrator is not None:
+            records[-1].update(calibrate_step(calibrator, plan_source, plan, result.per_rank_ms))
         if rank == 0:
             metrics.train(records[-1])
         if eval_batches and due(step, train.eval_every, steps):
@@ -175,7 +187,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if train.checkpoint_dir and (due(step, train.checkpoint_every, steps) or step + 1 == last):
             seen = (step + 1) * config.data.batch_sequences
             save_checkpoint(train.checkpoint_dir, step + 1, model, optimizer,
-                            {**data_state, "sequences_seen": seen})
+                            {**data_state, "sequences_seen": seen},
+                            calibration_documents(calibrator, plan_source, step + 1))
 
     if rank == 0:
         metrics.close()
@@ -222,6 +235,59 @@ def resume(config: Config, model: torch.nn.Module, optimizer: torch.optim.Optimi
     steps_done = load_checkpoint(path, model, optimizer)
     log.info("resumed from %s (%d steps done)", path, steps_done)
     return steps_done
+
+
+def measured_record(plan: Plan, per_rank_ms: list[list[float]]) -> dict:
+    """The plan's micro-batches and groups with their estimated and measured forward+backward
+    (a group's measured time: its slowest rank's; FSDP runs over all ranks, so the groups of a
+    micro-batch finish together and each measures about the micro-batch's time)."""
+    timings = micro_batch_timings(plan, per_rank_ms)
+    measured = sum(mb.measured_ms for mb in timings)
+    return {"measured_ms": measured, "estimate_error": plan.est_step_ms / measured - 1 if measured else None,
+            "micro_batches": [{"est_ms": mb.est_ms, "measured_ms": mb.measured_ms,
+                               "groups": [{k: v for k, v in vars(g).items() if k != "micro_batch"}
+                                          for g in mb.groups]} for mb in timings]}
+
+
+def calibrate_step(calibrator: Calibrator, plan_source: PlanSource, plan: Plan,
+                   per_rank_ms: list[list[float]]) -> dict:
+    """Rank 0, between steps: refit the cost model from this step's micro-batches and plan with
+    it from the next request on (batch t+2: t+1's plan was asked for while t trained)."""
+    t0 = time.perf_counter()
+    calibrator.observe(micro_batch_timings(plan, per_rank_ms))
+    refit = calibrator.refit()
+    if refit is not None:
+        plan_source.set_cost_model(calibrator.model)
+    return {"refit_ms": (time.perf_counter() - t0) * 1e3,
+            "calibration": refit.describe() if refit is not None else None}
+
+
+def calibration_documents(calibrator: Calibrator | None, plan_source: PlanSource | None,
+                          steps_done: int) -> dict[str, dict] | None:
+    """What a checkpoint keeps of the calibration: the window and current model, and the model
+    the next batch's plan was asked with, so a resumed run plans as the interrupted one would."""
+    if calibrator is None:
+        return None
+    asked = plan_source.pending.get(steps_done, plan_source.planning_model)
+    return {"calibration": {**calibrator.state(), "next_request_cost_model": asked.to_document()}}
+
+
+def restore_calibration(directory: str, calibrator: Calibrator, plan_source: PlanSource,
+                        steps_done: int, next_lengths: list[int] | None) -> None:
+    path = latest_checkpoint(directory) / "calibration.json"
+    if not path.is_file():
+        log.warning("%s is missing: calibration starts again from %s", path, calibrator.model.name)
+        return
+    try:
+        state = json.loads(path.read_text())
+        calibrator.load_state(state)
+        asked = CostModel.from_document(state["next_request_cost_model"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise SystemExit(f"--resume: {path}: {error}") from None
+    plan_source.set_cost_model(calibrator.model)
+    if next_lengths is not None:  # the next batch's plan, asked as the interrupted run asked it
+        plan_source.request(steps_done, next_lengths, asked)
+    log.info("calibration restored from %s (%d refits)", path, calibrator.refits)
 
 
 def step_record(step: int, loss: float, lr: float, lengths: list[int], plan: Plan, source: str,
