@@ -319,7 +319,19 @@ def summarize(records: list[dict]) -> None:
           f" | {tokens / (total_ms / 1e3):.0f} tok/s | outside compute "
           f"{100 * (plan_ms + dispatch_ms) / total_ms:.1f}% of step time (plan wait "
           f"{100 * plan_ms / total_ms:.1f}%, dispatch {100 * dispatch_ms / total_ms:.1f}%)"
-          f" | plans: {len(records) - fallbacks} from the planner, {fallbacks} fallback", flush=True)
+          f" | plans: {len(records) - fallbacks} from the planner, {fallbacks} fallback"
+          f" | {estimate_error(timed)}", flush=True)
+
+
+def estimate_error(records: list[dict]) -> str:
+    """The cost model's error on the measured micro-batches: mean absolute, over the run and
+    over its last half (where calibration, if on, has had the first half to learn)."""
+    def mean_error(part: list[dict]) -> float:
+        errors = [abs(mb["est_ms"] / mb["measured_ms"] - 1) for r in part for mb in r["micro_batches"]
+                  if mb["measured_ms"] > 0]
+        return 100 * sum(errors) / max(1, len(errors))
+    return (f"estimate error {mean_error(records):.1f}% per micro-batch (last "
+            f"{len(records) - len(records) // 2} steps {mean_error(records[len(records) // 2:]):.1f}%)")
 
 
 if __name__ == "__main__":
