@@ -149,30 +149,17 @@ class Planner:
 
 
 def timed_step(model, optimizer, plan, batch, pool, rank, world_size, device, max_grad_norm):
-    """One training step under `plan`; returns (step ms, per-rank per-micro-batch ms) with every
-    rank's times, gathered after the step (no synchronisation inside it)."""
-    import dataclasses
-    import torch
+    """One training step under `plan` (the runtime's own train_step and micro-batch timing);
+    returns (the slowest rank's step ms, per-rank per-micro-batch forward+backward ms)."""
     import torch.distributed as dist
-    from flexsp.engine import forward_backward
+    from flexsp.distributed import slowest_rank_ms, synchronize
+    from flexsp.engine import train_step
     dist.barrier()
     t0 = time.perf_counter()
-    micro_batch_ms = []
-    for mb in plan.micro_batches:
-        t1 = time.perf_counter()
-        forward_backward(model, dataclasses.replace(plan, micro_batches=(mb,)), batch, pool, rank, device)
-        micro_batch_ms.append((time.perf_counter() - t1) * 1e3)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    step_ms = (time.perf_counter() - t0) * 1e3
-    mine = torch.tensor([step_ms, *micro_batch_ms], dtype=torch.float64, device=device)
-    rows = [torch.empty_like(mine) for _ in range(world_size)]
-    dist.all_gather(rows, mine)
-    rows = [r.tolist() for r in rows]
-    return max(r[0] for r in rows), [r[1:] for r in rows]
+    _loss, result = train_step(model, optimizer, plan, batch, pool, rank, world_size, device,
+                               max_grad_norm)
+    synchronize(device)
+    return slowest_rank_ms(time.perf_counter() - t0, device), result.per_rank_ms
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -182,16 +169,18 @@ def worker(args: argparse.Namespace) -> None:
     from flexsp.calibrate import Calibrator, micro_batch_timings
     from flexsp.config import load_config
     from flexsp.cost_model import CostModel
+    from flexsp.data import build_dataset
+    from flexsp.distributed import init_world
     from flexsp.groups import GroupPool
-    from flexsp.model import ModelShape
+    from flexsp.model import ModelShape, load_hf_config
+    from flexsp.parallelize import build_sharded_model
     from flexsp.plan import plan_shape
     from flexsp.planner_client import broadcast_plan
-    from flexsp.profile import ProfileOptions, describe, init_world, profile
-    from flexsp.train import build_dataset, build_model
+    from flexsp.profile_document import ProfileOptions, describe, profile
 
     torch.set_num_threads(1)
     config = load_config(args.config)
-    rank, world_size, device = init_world(config)
+    rank, world_size, device = init_world(config.train.collective_timeout_s)
     path = Path(config.planner.cost_model)
     if args.cost_model:
         profiled = CostModel.load(path)
@@ -206,7 +195,7 @@ def worker(args: argparse.Namespace) -> None:
             print(f"profiled in {time.perf_counter() - t0:.0f} s -> {path}", flush=True)
         profiled = CostModel.from_document(document)
     dist.barrier()
-    model, optimizer = build_model(config, world_size, device)
+    model, optimizer = build_sharded_model(config, load_hf_config(config.model), world_size, device)
     pool = GroupPool(world_size, rank, profiled.max_degree)
     dataset = build_dataset(config, model.config.vocab_size)
     shape = ModelShape.of(model.config)
@@ -459,7 +448,7 @@ if __name__ == "__main__":
     arguments = parse_args()
     if arguments.worker:
         worker(arguments)
-        from flexsp.train import exit_now
+        from flexsp.distributed import exit_now
         exit_now()
     elif arguments.report_only:
         print_report(Path(arguments.out), arguments.world)
