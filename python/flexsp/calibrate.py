@@ -14,7 +14,8 @@ FSDP runs over all ranks, so the groups of a micro-batch finish together: a micr
 measured time is that of its slowest group. Each micro-batch is therefore one sample, explained
 by its critical group (the one the current model thinks slowest).
 
-Robust and bounded, so that one bad sample (a page fault, a neighbour's burst) cannot swing
+Recent samples weigh more (a half-life of `half_life` micro-batches), so the model follows a
+machine whose load drifts. Robust and bounded, so that one bad sample (a page fault, a neighbour's burst) cannot swing
 plans: residuals are relative (short micro-batches count as much as long ones) and Huber-
 weighted (a sample far off pulls with a bounded force); a prior keeps each coefficient near its
 current value where the window says little (a degree no recent plan used keeps its figure); and
@@ -167,9 +168,11 @@ class Calibrator:
     """The current cost model and the window of measured micro-batches it is refitted from."""
 
     def __init__(self, model: CostModel, window: int = 48, max_change: float = 0.25,
-                 prior: float = 1.0, huber: float = 0.03, min_samples: int = 4) -> None:
+                 prior: float = 1.0, huber: float = 0.05, min_samples: int = 4,
+                 half_life: float = 6.0) -> None:
         self.model = model
         self.window, self.max_change, self.prior = window, max_change, prior
+        self.half_life = half_life
         self.huber, self.min_samples = huber, min_samples
         self.samples: list[Sample] = []
         self.refits = 0
@@ -201,7 +204,10 @@ class Calibrator:
         usage = np.array([rows[used[:, j], j].mean() if used[:, j].any() else 1.0
                           for j in range(rows.shape[1])])
         scale = np.where(theta0 > 0, theta0, 0.05 * measured.mean() / usage)
-        weights = 1.0 / measured
+        # Relative residuals, and recent samples count more (half the weight every `half_life`
+        # micro-batches back), so the model follows a machine whose load drifts.
+        age = np.arange(len(measured))[::-1]
+        weights = np.sqrt(0.5 ** (age / self.half_life)) / measured
         huber = np.ones(len(measured))
         for _ in range(4):
             # Iteratively reweighted least squares: the first pass plain, then Huber weights on

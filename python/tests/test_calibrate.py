@@ -119,3 +119,18 @@ def test_nonnegative_lstsq_matches_the_constrained_optimum():
     for _ in range(200):
         trial = np.maximum(x + 0.05 * rng.normal(size=4), 0)
         assert np.sum((a @ trial - y) ** 2) >= np.sum((a @ x - y) ** 2) - 1e-9
+
+
+def test_the_model_follows_a_machine_that_drifts():
+    # The machine slows down by half after 30 micro-batches: 24 micro-batches later, estimates
+    # have followed most of the way (without forgetting old samples they are still 13% off).
+    rng = random.Random(4)
+    calibrator = Calibrator(TRUTH)
+    for step in range(10):
+        calibrator.observe([random_micro_batch(rng, i) for i in range(3)])
+        calibrator.refit()
+    slower = [replace(t, measured_ms=1.5 * t.measured_ms) for t in (random_micro_batch(rng, i) for i in range(40))]
+    for step in range(8):
+        calibrator.observe(slower[3 * step:3 * step + 3])
+        calibrator.refit()
+    assert window_error(calibrator.model, slower[24:]) < 0.08
