@@ -1,6 +1,6 @@
 import Foundation
 
-/// The cost-model document of DESIGN.md (version 1), shared with the Python runtime.
+/// The cost-model document of docs/DESIGN.md (version 1), shared with the Python runtime.
 extension CostModel: Codable {
     enum CodingKeys: String, CodingKey {
         case version, name

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The rules of DESIGN.md's plan section: what makes a plan document valid.
+/// The rules of docs/DESIGN.md's plan section: what makes a plan document valid.
 extension Simulator {
     /// Every way the plan breaks the rules, in document order; empty when it is valid.
     ///

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Scores plans with a cost model; `Plan+Validation.swift` checks them against every rule of
-/// DESIGN.md's plan section. Every strategy's plans are scored here, so strategies are
+/// docs/DESIGN.md's plan section. Every strategy's plans are scored here, so strategies are
 /// compared on equal terms.
 ///
 ///     let violations = Simulator.violations(in: plan)
@@ -12,10 +12,6 @@ public enum Simulator {
     public static func stepTime(of plan: Plan) -> Double {
         var lengthOf: [Int: Int] = [:]
         for s in plan.sequences { lengthOf[s.id] = s.length }
-        return plan.microBatches.reduce(0) { total, microBatch in
-            total + microBatch.groups.map { group in
-                plan.costModel.groupTime(lengths: group.sequenceIDs.compactMap { lengthOf[$0] }, degree: group.degree)
-            }.reduce(0, max)
-        }
+        return plan.schedule.stepTime(model: plan.costModel) { lengthOf[$0] }
     }
 }

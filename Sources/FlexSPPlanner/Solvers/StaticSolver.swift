@@ -19,7 +19,7 @@ public struct StaticSolver: Sendable {
     }
 
     /// The plan as groups of batch indices, per micro-batch.
-    func schedule(_ batch: Batch) throws(PlanningError) -> [[GroupPacker.Group]] {
+    func schedule(_ batch: Batch) throws(PlanningError) -> Schedule {
         let model = batch.costModel
         guard model.degrees.contains(degree) else { throw .invalidStaticDegree(degree, allowed: model.degrees) }
         let capacity = model.tokenCapacity(degree: degree)
@@ -47,8 +47,8 @@ public struct StaticSolver: Sendable {
             (time: model.groupTime(lengths: members.map { batch.lengths[$0] }, degree: degree), members: members)
         }.sorted { $0.time > $1.time }
         let perMicroBatch = model.worldSize / degree
-        return stride(from: 0, to: bins.count, by: perMicroBatch).map { start in
-            bins[start ..< min(start + perMicroBatch, bins.count)].map { GroupPacker.Group(degree: degree, members: $0.members) }
-        }
+        return Schedule(stride(from: 0, to: bins.count, by: perMicroBatch).map { start in
+            bins[start ..< min(start + perMicroBatch, bins.count)].map { Schedule.Group(degree: degree, members: $0.members) }
+        })
     }
 }

@@ -38,7 +38,7 @@ public struct MegatronDCPSolver: Sendable {
     }
 
     /// The plan as groups of batch indices, per micro-batch.
-    func schedule(_ batch: Batch) throws(PlanningError) -> [[GroupPacker.Group]] {
+    func schedule(_ batch: Batch) throws(PlanningError) -> Schedule {
         let model = batch.costModel
         let perRank = model.tokenCapacity(degree: 1)
         guard perRank >= 1 else {
@@ -52,7 +52,7 @@ public struct MegatronDCPSolver: Sendable {
             microBatches.append(groups.map { GroupPacker.Group(degree: $0.size, members: $0.members) })
             remaining = leftovers
         }
-        return microBatches
+        return Schedule(microBatches)
     }
 
     /// One group of a micro-batch being formed: consecutive ranks, in opening order.
