@@ -122,11 +122,3 @@ func writeFile(_ text: String, to path: String) throws {
     guard rename(temporary, path) == 0 else { throw CLIError.unwritable(path: path, reason: systemError(errno)) }
     done = true
 }
-
-/// Checks a `--milp-time-limit`: a finite number of seconds above 0 and at most
-/// `Limits.maxMILPTimeLimitSeconds`.
-func checkMILPTimeLimit(_ seconds: Double) throws {
-    guard seconds.isFinite, seconds > 0, seconds <= Limits.maxMILPTimeLimitSeconds else {
-        throw ValidationError("--milp-time-limit must be a number of seconds above 0 and at most \(Int(Limits.maxMILPTimeLimitSeconds)), got \(seconds)")
-    }
-}
