@@ -93,13 +93,13 @@ extension Simulator {
     private static func overlappingGroups(_ groups: [Plan.Group]) -> [(Int, Int)] {
         let order = groups.indices.sorted { groups[$0].firstRank < groups[$1].firstRank }
         var pairs: [(Int, Int)] = []
-        var reach = -1, owner = -1
+        // The furthest rank range end so far, and the group that reaches it.
+        var reach: (end: Int, owner: Int)?
         for i in order {
-            if groups[i].firstRank < reach { pairs.append((min(owner, i), max(owner, i))) }
+            if let reach, groups[i].firstRank < reach.end { pairs.append((min(reach.owner, i), max(reach.owner, i))) }
             let (end, overflow) = groups[i].firstRank.addingReportingOverflow(groups[i].degree)
-            if overflow || end > reach {
-                reach = overflow ? .max : end
-                owner = i
+            if overflow || end > reach?.end ?? .min {
+                reach = (overflow ? .max : end, i)
             }
         }
         return pairs

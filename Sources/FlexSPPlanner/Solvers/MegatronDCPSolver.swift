@@ -94,7 +94,7 @@ public struct MegatronDCPSolver: Sendable {
             let length = lengths[i]
             let smallest = try minimumSize(length)
             // The two largest group workloads give every projection's "all other ranks" term.
-            var top = 0.0, second = 0.0, topGroup = -1
+            var top = 0.0, second = 0.0, topGroup: Int?
             for (g, group) in groups.enumerated() {
                 if group.workload > top { second = top; top = group.workload; topGroup = g }
                 else if group.workload > second { second = group.workload }

@@ -33,7 +33,7 @@ public struct StaticSolver: Sendable {
             // Best fit: the fullest bin that still has room.
             var chosen: Int?
             for b in binTokens.indices where binTokens[b] + length <= capacity {
-                if binTokens[b] > chosen.map({ binTokens[$0] }) ?? -1 { chosen = b }
+                if chosen.map({ binTokens[b] > binTokens[$0] }) ?? true { chosen = b }
             }
             if let b = chosen {
                 binTokens[b] += length
