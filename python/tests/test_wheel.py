@@ -173,3 +173,28 @@ def test_the_wheel_plans_and_trains_without_toolchain_checkout_or_coin_or(tmp_pa
     print(f"\nwheel {wheel.name}: {wheel.stat().st_size / 2**20:.1f} MiB; hidden by "
           f"{' '.join(hide[:2]) if hide else 'nothing (no mount namespace here)'}; "
           f"{time.monotonic() - started:.0f} s")
+
+
+def test_flexsp_bin_then_the_bundled_planner_then_the_checkouts(tmp_path, monkeypatch):
+    from flexsp import planner_binary
+    paths = {}
+    for name in ("chosen", "bundled", "checkout"):
+        paths[name] = tmp_path / name
+        paths[name].write_text("#!/bin/sh\n")
+        paths[name].chmod(0o755)
+    monkeypatch.setattr(planner_binary, "BUNDLED", paths["bundled"])
+    monkeypatch.setattr(planner_binary, "CHECKOUT", paths["checkout"])
+    monkeypatch.setenv("FLEXSP_BIN", str(paths["chosen"]))
+    assert planner_binary.find_planner_binary() == str(paths["chosen"])
+    monkeypatch.setenv("FLEXSP_BIN", str(tmp_path / "missing"))  # never replaced by another
+    assert planner_binary.find_planner_binary() is None
+    monkeypatch.delenv("FLEXSP_BIN")
+    assert planner_binary.find_planner_binary() == str(paths["bundled"])
+    paths["bundled"].chmod(0o644)  # not executable: not a planner
+    assert planner_binary.find_planner_binary() == str(paths["checkout"])
+    paths["checkout"].unlink()
+    assert planner_binary.find_planner_binary() is None
+    monkeypatch.setattr(sys, "argv", ["flexsp", "plan"])
+    with pytest.raises(SystemExit, match=r"flexsp: no planner binary: neither .*bundled \(a wheel "
+                                         r"from `make wheel`\) nor .*checkout \(`make build`\) exists"):
+        planner_binary.main()
