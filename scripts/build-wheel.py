@@ -23,6 +23,7 @@ import argparse
 import base64
 import hashlib
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -176,7 +177,9 @@ def repack(pure: Path, extra: Path, tag: str, out_dir: Path) -> Path:
             "Wheel-Version: 1.0\nGenerator: flexsp build-wheel.py\nRoot-Is-Purelib: false\n"
             f"Tag: py3-none-{tag}\n").encode())
         records.append(f"{dist_info}/RECORD,,")
-        wheel.writestr(f"{dist_info}/RECORD", "\n".join(records) + "\n")
+        info = zipfile.ZipInfo(f"{dist_info}/RECORD", date_time=(2020, 1, 1, 0, 0, 0))
+        info.external_attr = 0o100644 << 16
+        wheel.writestr(info, "\n".join(records) + "\n", zipfile.ZIP_DEFLATED)
     return out
 
 
@@ -186,6 +189,9 @@ def main() -> None:
                         help="a Python with pip and setuptools>=61 (builds the pure wheel)")
     parser.add_argument("--out", default=str(ROOT / "dist"))
     args = parser.parse_args()
+    if sys.platform != "linux" or platform.machine() != "x86_64":
+        sys.exit(f"build-wheel: builds Linux x86_64 wheels only (Debian's multiarch archives); "
+                 f"this is {sys.platform} {platform.machine()}")
     binary = build_planner()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
