@@ -12,6 +12,7 @@ kernel allows one; the dynamic loader's own trace checks what the planner loads 
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -76,9 +77,12 @@ def make_environment(tmp: Path, wheel: Path) -> Path:
                               "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              check=True, capture_output=True, text=True).stdout.strip()
     (Path(purelib) / "flexsp_test_dependencies.pth").write_text(f"{dependency_layer(tmp)}\n")
+    # Without PYTHONPATH: a checkout's flexsp on it (say with an egg-info) would count as
+    # installed, and pip would skip the wheel.
+    outside = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
                     "install", "--quiet", "--no-index", "--no-cache-dir", str(wheel)],
-                   check=True)
+                   check=True, env=outside)
     return venv
 
 
