@@ -11,7 +11,7 @@ import pytest
 from flexsp.calibrate import (Calibrator, MicroBatchTiming, GroupTiming, coefficients,
                               group_ms, micro_batch_timings, nonnegative_lstsq, with_coefficients)
 from flexsp.cost_model import CostModel
-from flexsp.plan import assemble_plan
+from flexsp.plan import GroupAssignment, assemble_plan
 
 PROFILED = CostModel(name="profiled", world_size=4, gpus_per_node=4, memory_budget_mb=100.0,
                      model_states_mb=10.0, activation_mb_per_token=0.01, alpha1_ms=1e-4,
@@ -101,7 +101,8 @@ def test_state_round_trip_and_mismatch():
 
 def test_micro_batch_timings_take_the_slowest_rank_of_each_group():
     lengths = [300, 200, 100, 50]
-    plan = assemble_plan("t", PROFILED, lengths, [[(2, [0]), (1, [1]), (1, [2, 3])]])
+    plan = assemble_plan("t", PROFILED, lengths, [[GroupAssignment(2, [0]), GroupAssignment(1, [1]),
+                                                   GroupAssignment(1, [2, 3])]])
     per_rank = [[10.0], [12.0], [7.0], [30.0]]
     (mb,) = micro_batch_timings(plan, per_rank)
     assert [g.measured_ms for g in mb.groups] == [12.0, 7.0, 30.0]
