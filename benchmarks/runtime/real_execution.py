@@ -1,7 +1,7 @@
 """Real execution: measured steps of each strategy's plans on this machine, and the cost model's
 estimates of them, before and after online calibration (issue 18).
 
-    python benchmarks/runtime/real_execution.py --world 2            # ~10 min on 2 idle cores
+    python benchmarks/runtime/real_execution.py --world 2            # ~4 min on 2 loaded cores
     python benchmarks/runtime/real_execution.py --world 4            # oversubscribed on 2 cores
     python benchmarks/runtime/real_execution.py --world 1 --versus-transformers
 
