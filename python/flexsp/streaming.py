@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Iterator
 WINDOW_CHARS = 1 << 18   # characters tokenized at once, and a fragment's most
 BLOCK_BYTES = 1 << 20    # bytes read from a text file at once
 _LOOKAHEAD = 4096        # characters past a window kept so its last pre-tokens are whole
+_SCAN = 8192             # characters before a window's end searched for where to cut it
 
 
 def text_fragments(path: Path, separator: str, on_bad_utf8: Callable[[int, int], Exception],
@@ -58,39 +59,51 @@ def windows(text: str, limit: int = WINDOW_CHARS) -> Iterator[str]:
         yield text[start:start + limit]
 
 
-def encode_long(tokenizer, fragments: Iterable[str], window: int = WINDOW_CHARS
-                ) -> Iterator[list[int]]:
-    """The token ids of one document given as text fragments, a window at a time; joined, they
-    are the ids of the whole document tokenized at once."""
+def encode_long(tokenizer, fragments: Iterable[str], window: int = WINDOW_CHARS,
+                batch: int = 4) -> Iterator[list[int]]:
+    """The token ids of one document given as text fragments, a window at a time (`batch`
+    windows per call, which a fast tokenizer encodes in parallel); joined, they are the ids of
+    the whole document tokenized at once."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     pre_tokenizer = backend.pre_tokenizer if backend is not None else None
     carry = ""
+
+    def cut_windows(least: int) -> Iterator[list[int]]:
+        nonlocal carry
+        texts = []
+        while len(carry) > least and len(texts) < batch:
+            cut = _cut(pre_tokenizer, carry, window)
+            texts.append(carry[:cut])
+            carry = carry[cut:]
+        if texts:
+            yield from tokenizer(texts, add_special_tokens=False)["input_ids"]
+
     for fragment in fragments:
         carry += fragment
-        while len(carry) > window + _LOOKAHEAD:
-            cut = _cut(pre_tokenizer, carry[:window + _LOOKAHEAD], window)
-            yield tokenizer(carry[:cut], add_special_tokens=False)["input_ids"]
-            carry = carry[cut:]
+        if len(carry) > batch * window + _LOOKAHEAD:
+            yield from cut_windows(window + _LOOKAHEAD)
+    while len(carry) > window + _LOOKAHEAD:
+        yield from cut_windows(window + _LOOKAHEAD)
     if carry:
         yield tokenizer(carry, add_special_tokens=False)["input_ids"]
 
 
 def _cut(pre_tokenizer, text: str, window: int) -> int:
-    """Where to end a window: the last pre-token start at or before `window` that begins with
-    whitespace after a non-space character (" word": neither a whitespace run, which the
-    tokenizer splits by what follows it, nor a special token's text can straddle it), else the
-    last one after a non-space character, else `window` itself (no such boundary in a window:
-    rare, and inexact only there)."""
-    if pre_tokenizer is None:  # no pre-tokenizer to ask: before a space after a non-space
-        for start in range(window, 0, -1):
-            if text[start].isspace() and not text[start - 1].isspace():
-                return start
-        return window
-    starts = [start for _, (start, _) in pre_tokenizer.pre_tokenize_str(text)]
-    # The last pre-token may run on past `text`: only starts before it are settled.
-    settled = [s for s in starts[:-1] if 0 < s <= window and not text[s - 1].isspace()]
+    """Where to end a window: the last pre-token start at or before `window` that is a space
+    after a non-space character (" word": no pre-token of byte-level BPE spans it, unlike a
+    whitespace run, which the tokenizer splits by what follows it, or a special token's text),
+    else the last pre-token start after a non-space character, else `window` itself (no such
+    boundary near the window's end: rare, and inexact only there). Only the window's last
+    _SCAN characters are pre-tokenized: doing the whole window cost as much as tokenizing it."""
+    low = max(1, window - _SCAN)
+    region = text[low:window + _LOOKAHEAD]
+    if pre_tokenizer is None:  # no pre-tokenizer to ask: every space after a non-space
+        starts = [low + i for i in range(1, len(region)) if region[i] == " "]
+    else:  # the region's first pre-token may start mid-word, its last run on past it
+        starts = [low + start for _, (start, _) in pre_tokenizer.pre_tokenize_str(region)][1:-1]
+    settled = [s for s in starts if s <= window and not text[s - 1].isspace()]
     for start in reversed(settled):
-        if text[start].isspace():
+        if text[start] == " ":
             return start
     return settled[-1] if settled else window
 

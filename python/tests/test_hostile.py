@@ -145,7 +145,7 @@ def test_prepare_overwrite_onto_something_else_than_a_corpus(runner, tmp_path, d
 def test_prepare_read_only_output(runner, tmp_path, docs, tmpfs):
     read_only = tmpfs(1 << 20, ro=True)
     refused(runner.run("prepare", prepare_args([docs], read_only / "out")),
-            r"out(\.partial)?: .*(Read-only file system|Permission denied)")
+            r"out(\.partial)?: .*(read-only file system|permission denied)")
 
 
 def test_prepare_disk_full_removes_the_partial_output(runner, tmp_path, tmpfs):
