@@ -29,7 +29,7 @@ test-python: venv build
 test: test-swift test-python
 
 $(DEMO_DATA)/meta.json: data/corpus/python-docstrings.txt data/tokenizer/tokenizer.json | venv
-	$(PY) -m flexsp.data prepare --tokenizer data/tokenizer \
+	$(PY) -m flexsp.prepare --tokenizer data/tokenizer \
 	  --input data/corpus/python-docstrings.txt --out $(DEMO_DATA) --overwrite --quiet
 
 demo: build venv $(DEMO_DATA)/meta.json
