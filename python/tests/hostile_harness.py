@@ -28,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # The one place that says how each entry point is invoked (module and leading arguments).
 ENTRY_POINTS = {
-    "prepare": ["flexsp.data", "prepare"],
+    "prepare": ["flexsp.prepare"],
     "train": ["flexsp.train"],
     "export": ["flexsp.export"],
 }
