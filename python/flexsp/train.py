@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import time
@@ -229,10 +230,12 @@ def run(argv: list[str] | None, progress: Progress) -> list[dict]:
         records[-1].update(meter.figures(batch.lengths, step_ms))
         if result.skipped:  # the loss or the gradient norm was not finite: no update was made
             if train.nonfinite_loss == "stop":
+                what = (f"the loss is not finite ({loss})" if not math.isfinite(loss) else
+                        f"the gradient norm is not finite (loss {loss:.4f})")
                 raise StopTraining(
-                    f"step {step + 1}: the loss is not finite ({loss}) or the gradients are not; "
-                    f"stopped before updating the model (train.nonfinite_loss: stop; 'skip' "
-                    "passes over such steps); lower train.lr or check the data")
+                    f"step {step + 1}: {what}; stopped before updating the model "
+                    "(train.nonfinite_loss: stop; 'skip' passes over such steps); lower "
+                    "train.lr or check the data")
             records[-1].update(loss=None, skipped=True)
         if rank == 0:
             metrics.train(records[-1])
