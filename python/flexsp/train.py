@@ -35,10 +35,10 @@ from flexsp.export import export_hf
 from flexsp.groups import GroupPool
 from flexsp.metrics import StepMeter, linear_weights, peak_tflops
 from flexsp.metrics_log import MetricsLog
-from flexsp.outputs import appendable_file, writable_directory
 from flexsp.model import (ModelError, ModelShape, check_max_degree, check_routable, load_hf_config,
                           saved_dtype)
 from flexsp.optim import lr_at, set_lr
+from flexsp.outputs import appendable_file, writable_directory
 from flexsp.parallelize import build_sharded_model, compute_dtype, mixed_precision_policy
 from flexsp.plan import Plan, PlanError, plan_shape
 from flexsp.planner_client import PlanSource, broadcast_plan
