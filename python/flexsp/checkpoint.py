@@ -62,10 +62,10 @@ def save_checkpoint(directory: str | Path, step: int, model: torch.nn.Module,
     if problem is not None:
         if rank0:
             shutil.rmtree(partial, ignore_errors=True)
-        kept = latest_checkpoint(directory)
+        kept = checkpoints(directory)  # untouched by this save: not verified again here
         raise CheckpointError(f"checkpoint after step {step} in {directory}: {problem}; nothing "
-                              f"of it was kept, the earlier checkpoints are intact (newest: "
-                              f"{kept.name if kept else 'none'})")
+                              f"of it was kept, the earlier checkpoints are as they were "
+                              f"(newest: {kept[-1].name if kept else 'none'})")
     return path
 
 

@@ -430,7 +430,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--long", choices=["split", "truncate"], default="split",
                         help="documents longer than --max-seq-len: split into pieces or truncate")
     parser.add_argument("--eval-fraction", type=float, default=0.02,
-                        help="share of documents held out for evaluation (every 1/f-th one)")
+                        help="share of documents held out for evaluation, spread evenly (0.02: "
+                             "every 50th)")
     parser.add_argument("--skip-empty", action="store_true",
                         help="skip empty documents instead of stopping at the first")
     parser.add_argument("--shard-tokens", type=int, default=1 << 28)

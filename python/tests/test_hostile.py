@@ -424,12 +424,13 @@ def test_export_refusals(runner, tmp_path, checkpoints):
 
 # ---- a peer that stops answering ---------------------------------------------------------
 
-def test_survivors_of_a_stopped_rank_name_it_and_the_timeout(runner, tmp_path):
+@pytest.mark.parametrize("how", [signal.SIGSTOP, signal.SIGKILL], ids=["stopped", "killed"])
+def test_survivors_of_a_stopped_rank_name_it_and_the_timeout(runner, tmp_path, how):
     config = base_config(tmp_path, world_size=2)
     config["train"].update(steps=50, collective_timeout_s=4,
                            metrics_file=str(tmp_path / "m.jsonl"))
     ranks = train(runner, write_yaml(tmp_path, config), world_size=2, timeout_s=90,
-                  signal_rank=1, signal_number=signal.SIGSTOP,
+                  signal_rank=1, signal_number=how,
                   signal_when=(tmp_path / "m.jsonl", '"step": 2'))
     survivor = ranks[0]
     refused(survivor, r"rank 1 .*(stopped answering|did not answer).*4 s", early=False)
