@@ -137,9 +137,17 @@ def stage_planner(binary: Path, planner_dir: Path, licenses: Path) -> list[Path]
     shutil.copy2(swift.parents[1] / "share" / "swift" / "LICENSE.txt", licenses / "swift.LICENSE.txt")
     shutil.copy2(SCRATCH / "checkouts" / "swift-argument-parser" / "LICENSE.txt",
                  licenses / "swift-argument-parser.LICENSE.txt")
+    # Static Foundation carries ICU's code and data (swift-foundation-icu); the toolchain ships no
+    # licence file for it, so the wheel takes upstream ICU's terms from Debian's ICU package.
+    icu = sorted(Path("/usr/share/doc").glob("libicu[0-9]*/copyright"))
+    if not icu:
+        sys.exit("build-wheel: no ICU licence found (/usr/share/doc/libicu*/copyright); "
+                 "install Debian's libicu package so the wheel can carry ICU's licence")
+    shutil.copy2(icu[-1], licenses / "icu.copyright")
     (licenses / "README").write_text(
         "flexsp/_planner/flexsp, the planner, contains, linked statically: the Swift standard\n"
-        "library and Foundation (swift.LICENSE.txt), swift-argument-parser\n"
+        "library and Foundation (swift.LICENSE.txt) with the ICU code and data Foundation uses\n"
+        "(icu.copyright: upstream ICU's licence, as Debian ships it), swift-argument-parser\n"
         "(swift-argument-parser.LICENSE.txt), and the code of the Debian packages\n"
         + ", ".join(sorted(static_packages)) + ".\n"
         "Bundled next to it as shared libraries, from " + ", ".join(sorted(bundled_packages))
