@@ -9,6 +9,7 @@ gradients) it is exactly the mean loss of one process training on the whole batc
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ class StepResult:
     loss_sum: float       # this rank's summed token loss (not reduced over ranks)
     label_tokens: int     # tokens that carry a label in the whole global batch
     timings_ms: dict[str, float] = field(default_factory=dict)
+    skipped: bool = False  # the loss or the gradient norm was not finite: no update
     micro_batch_ms: list[float] = field(default_factory=list)  # this rank's forward+backward
     per_rank_ms: list[list[float]] | None = None  # every rank's, [rank][micro-batch] (train_step)
 
@@ -113,17 +115,15 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, plan: P
                batch: GlobalBatch, pool: GroupPool, rank: int, world_size: int,
                device: torch.device | None = None, max_grad_norm: float | None = None
                ) -> tuple[float, StepResult]:
-    """Trains on `batch` with `plan`, steps the optimizer; returns the mean loss.
+    """Trains on `batch` with `plan`, steps the optimizer; returns the mean loss. A loss or
+    gradient norm that is not finite (the same on every rank: both are reduced over all ranks)
+    skips the update and sets `result.skipped`; the caller stops or goes on.
 
     `plan` was checked once for this job and batch before it reached any rank
     (`plan.check_plan`, via `PlanSource.plan_for`), so no rank can disagree about collectives.
     """
     result = forward_backward(model, plan, batch, pool, rank, device)
     t1 = time.perf_counter()
-    if max_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
     # Every rank's micro-batch times ride on the loss's all-reduce (each rank fills its own row
     # of zeros), so gathering them costs no collective of its own.
     count = len(result.micro_batch_ms)
@@ -135,5 +135,15 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, plan: P
     dist.all_reduce(total)
     total = total.tolist()
     result.per_rank_ms = [total[1 + r * count:1 + (r + 1) * count] for r in range(world_size)]
+    loss = total[0] / result.label_tokens
+    finite = math.isfinite(loss)
+    if finite and max_grad_norm is not None:
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # a DTensor under FSDP
+        finite = bool(torch.isfinite(norm))
+    if finite:
+        optimizer.step()
+    result.skipped = not finite
+    optimizer.zero_grad(set_to_none=True)
     result.timings_ms["optimizer"] = (time.perf_counter() - t1) * 1e3
-    return total[0] / result.label_tokens, result
+    return loss, result
