@@ -108,7 +108,7 @@ def forward_backward(model: torch.nn.Module, plan: Plan, batch: GlobalBatch, poo
         compute_s += t2 - t1
     return StepResult(loss_sum, label_tokens,
                       {"dispatch": dispatch_s * 1e3, "forward_backward": compute_s * 1e3},
-                      clock.elapsed_ms())
+                      micro_batch_ms=clock.elapsed_ms())
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, plan: Plan,
