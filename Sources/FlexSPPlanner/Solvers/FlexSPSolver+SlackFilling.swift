@@ -16,7 +16,7 @@ extension FlexSPSolver {
     ///
     /// - Complexity: O(M x K x D x (log G + w)) for the moves (w: groups within time but short of
     ///   room), plus one packing per changed micro-batch.
-    static func fillSlack(_ schedule: Schedule, packer: GroupPacker, lengths: [Int]) -> Schedule {
+    static func fillSlack(_ schedule: Schedule, packer: GroupPacker, lengths: [Int], threads: Int) async -> Schedule {
         let model = packer.model
         let length: (Int) -> Int? = { lengths[$0] }
         func time(_ group: GroupPacker.Group) -> Double { model.groupTime(lengths: group.members.map { lengths[$0] }, degree: group.degree) }
@@ -102,17 +102,22 @@ extension FlexSPSolver {
             plan[a] = groups
         }
         guard !changed.isEmpty else { return schedule }
-        // Repack what lost sequences, keeping each one's remaining groups if they are better.
-        for m in changed where !plan[m].isEmpty {
-            let members = plan[m].flatMap(\.members).sorted()
+        // Repack what lost sequences (side by side), keeping each one's remaining groups if
+        // they are better.
+        let repack = changed.sorted().filter { !plan[$0].isEmpty }
+        let before = plan
+        let repacked = await Parallel.map(repack.count, threads: threads) { r -> [GroupPacker.Group]? in
+            let groups = before[repack[r]]
+            let members = groups.flatMap(\.members).sorted()
             var local: [Int: Int] = [:]
             for (position, i) in members.enumerated() { local[i] = position }
             let seed = GroupPacker.Packing(
-                groups: plan[m].map { GroupPacker.Group(degree: $0.degree, members: $0.members.map { local[$0]! }) },
+                groups: groups.map { GroupPacker.Group(degree: $0.degree, members: $0.members.map { local[$0]! }) },
                 makespan: .infinity)
-            guard let packing = packer.pack(lengths: members.map { lengths[$0] }, thorough: true, seed: seed) else { continue }
-            plan[m] = packing.groups.map { GroupPacker.Group(degree: $0.degree, members: $0.members.map { members[$0] }) }
+            guard let packing = packer.pack(lengths: members.map { lengths[$0] }, thorough: true, seed: seed) else { return nil }
+            return packing.groups.map { GroupPacker.Group(degree: $0.degree, members: $0.members.map { members[$0] }) }
         }
+        for (r, m) in repack.enumerated() { if let groups = repacked[r] { plan[m] = groups } }
         plan.removeAll { $0.isEmpty }
         let filled = Schedule(plan)
         return filled.stepTime(model: model, length: length) < schedule.stepTime(model: model, length: length) - 1e-9 ? filled : schedule
