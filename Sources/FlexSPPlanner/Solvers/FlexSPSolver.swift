@@ -11,13 +11,17 @@ import FlexSPCore
 /// dynamic CP, every static degree, the best single degree) are candidates too: their splits fill
 /// memory where ours fragment, and their groups seed the packing. Each micro-batch is packed by
 /// `GroupPacker`; the plan with the least step time wins, so flexsp is never slower than a
-/// baseline it seeds from. Candidates run in parallel on all cores.
+/// baseline it seeds from. Candidates, seeds and repacks run side by side on up to `threads`
+/// cores (`Parallel.map`), gathered in a fixed order: the plan does not depend on `threads`.
 ///
 /// Restricting `degrees` to one value gives the paper's FlexSP-BatchAda building block (which
 /// seeds from nothing).
 ///
+///     let solution = try await FlexSPSolver(threads: 4).solve(batch)
+///
 /// - Complexity: O(M^2 K^2) for the time-balanced split plus about 20 packings of
-///   O(K D log G log(1/eps) + D K G) each, for K sequences, D degrees, G groups.
+///   O(K D log G log(1/eps) + D K G) each, for K sequences, D degrees, G groups (on 1,024 GPUs
+///   and more, G is a block's groups: `GroupPacker+Blocks.swift`).
 public struct FlexSPSolver: Sendable {
     /// Degrees the solver may use; nil: every degree the cost model allows.
     public var degrees: [Int]?
