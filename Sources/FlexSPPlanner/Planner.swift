@@ -9,7 +9,7 @@ import FlexSPCore
 ///
 /// Work that does not depend on other work runs side by side on up to `threads` cores with
 /// structured concurrency: flexsp's candidate splits and seeds, the repacking of separate
-/// micro-batches, and the lower bound beside the solve. Results are gathered in a fixed
+/// micro-batches, and the thorough lower bound beside the solve. Results are gathered in a fixed
 /// order, so the plan is the same for every thread count.
 public struct Planner: Sendable {
     /// Wall-clock budget of the `milp` strategy per batch.
@@ -55,17 +55,20 @@ public struct Planner: Sendable {
         let clock = ContinuousClock()
         let started = clock.now
         let mode = bound
-        // The bound needs only the batch: given a second thread, it is computed beside the solve.
-        async let besideSolve: Double? = threads > 1 ? LowerBound.stepTime(batch, mode: mode) : nil
+        // The thorough bound (LPs) needs only the batch: given a second thread, it is computed
+        // beside the solve, which then gets one thread less (the quick one costs next to nothing).
+        let beside = threads > 1 && mode == .thorough
+        let solveThreads = beside ? threads - 1 : threads
+        async let besideSolve: Double? = beside ? LowerBound.stepTime(batch, mode: mode) : nil
         let solution: Solution
         var resolved = strategy
         switch strategy {
         case .flexsp:
-            solution = try await FlexSPSolver(threads: threads).solve(batch)
+            solution = try await FlexSPSolver(threads: solveThreads).solve(batch)
         case .milp:
             solution = try MILPSolver(timeLimitSeconds: milpTimeLimitSeconds, bucketCount: bucketCount).solve(batch)
         case .batchAdaptive:
-            solution = try await BatchAdaptiveSolver(threads: threads).solve(batch)
+            solution = try await BatchAdaptiveSolver(threads: solveThreads).solve(batch)
         case .staticDegree(let degree):
             let d: Int
             if let degree { d = degree } else { d = try staticDegree(for: batch) }
