@@ -2,10 +2,10 @@
 
     swift build -c release --product flexsp && python3 contract/generate.py
 
-Group times and capacities are computed here from DESIGN.md's equations, independently of both
-halves; plans are made by `flexsp plan` and scored by `flexsp validate --json`, and every invalid
-plan is checked to be refused with its `mentions` text. Both test suites then check that the
-planner and the runtime agree with these numbers and verdicts.
+Group times and capacities are computed here from docs/DESIGN.md's equations, independently of
+both halves; plans are made by `flexsp plan` and scored by `flexsp validate --json`, and every
+invalid plan is checked to be refused with its `mentions` text. Both test suites then check that
+the planner and the runtime agree with these numbers and verdicts.
 """
 import copy
 import json

@@ -13,7 +13,7 @@ Mean about 8K tokens; about 1% of documents are above 128K and they hold 30% of 
 so many sequences are a large fraction of what a 64-GPU micro-batch holds (about 410K tokens
 for gpt-7b at 384K).
 
-long-tail.txt: the long tail of the two shared length files, in file order: every
+long-tail.txt: the long tail of the two length files in data/lengths/, in file order: every
 wikipedia.txt document of at least 8K tokens and every github_code.txt file of at least 4K
 tokens, interleaved by position.
 """
@@ -37,9 +37,9 @@ def long_mix(count: int, seed: int = 10) -> list[int]:
     return out
 
 
-def long_tail(shared: Path) -> list[int]:
+def long_tail(folder: Path) -> list[int]:
     def read(name: str, least: int) -> list[int]:
-        lines = (shared / name).read_text().split()
+        lines = (folder / name).read_text().split()
         return [int(x) for x in lines if x.isdigit() and least <= int(x) <= MAX]
     wiki, code = read("wikipedia.txt", 8_192), read("github_code.txt", 4_096)
     out = []
@@ -50,10 +50,11 @@ def long_tail(shared: Path) -> list[int]:
 
 if __name__ == "__main__":
     here = Path(__file__).parent
-    shared = Path(sys.argv[1]) if len(sys.argv) > 1 else here.parents[2] / "shared/data/lengths"
+    # benchmarks/workloads -> the repository root.
+    lengths = Path(sys.argv[1]) if len(sys.argv) > 1 else here.parents[1] / "data/lengths"
     # 8 batches of 2,048 (or 32 of 512).
     (here / "long-mix.txt").write_text("\n".join(map(str, long_mix(16_384))) + "\n")
-    tail = long_tail(shared)[:16_384]
+    tail = long_tail(lengths)[:16_384]
     (here / "long-tail.txt").write_text("\n".join(map(str, tail)) + "\n")
     for name in ("long-mix.txt", "long-tail.txt"):
         xs = [int(x) for x in (here / name).read_text().split()]

@@ -1,4 +1,4 @@
-"""Ulysses attention over a packed stream of variable-length sequences (PAPER.md section 4),
+"""Ulysses attention over a packed stream of variable-length sequences (docs/PAPER.md section 4),
 registered in transformers' attention-function registry as "flexsp".
 
 A group of d ranks holds one packed token stream: its sequences back to back, padded at the end
@@ -18,7 +18,7 @@ KV head its query heads use (gradients of the copies sum back through the repeat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -34,6 +34,19 @@ except ImportError:  # pragma: no cover - older torch
     varlen_attn = None
 
 
+class DeviceCopies:
+    """A context's `cu_seqlens` as int32 tensors, one per device, made once. Not a container
+    FSDP looks into, so every copy of the context shares it."""
+
+    def __init__(self) -> None:
+        self._tensors: dict[torch.device, torch.Tensor] = {}
+
+    def get(self, cu_seqlens: list[int], device: torch.device) -> torch.Tensor:
+        if device not in self._tensors:
+            self._tensors[device] = torch.tensor(cu_seqlens, dtype=torch.int32, device=device)
+        return self._tensors[device]
+
+
 @dataclass
 class PackedContext:
     """What attention needs to know about the group's packed stream.
@@ -41,15 +54,27 @@ class PackedContext:
     group: the group's communicator (None for degree 1); degree: its size;
     cu_seqlens: boundaries of the real sequences in the stream, [0, l0, l0+l1, ...]; the stream
     beyond cu_seqlens[-1] (up to a multiple of degree) is padding.
+
+    Built once per micro-batch; every layer reads the same `longest` (the longest sequence) and
+    the same device copy of `cu_seqlens` (the varlen kernels' form), made by the first layer that
+    asks. Both are fields with defaults because FSDP's input casting copies the context with
+    `dataclasses.replace` (once per layer under mixed precision): the copies carry them along.
     """
 
     group: dist.ProcessGroup | None
     degree: int
     cu_seqlens: list[int]
+    longest: int | None = None  # None: computed from cu_seqlens
+    on_device: DeviceCopies = field(default_factory=DeviceCopies, repr=False, compare=False)
 
-    @property
-    def longest(self) -> int:
-        return max((b - a for a, b in zip(self.cu_seqlens[:-1], self.cu_seqlens[1:])), default=0)
+    def __post_init__(self) -> None:
+        if self.longest is None:
+            self.longest = max((b - a for a, b in zip(self.cu_seqlens[:-1], self.cu_seqlens[1:])),
+                               default=0)
+
+    def cu_seqlens_on(self, device: torch.device) -> torch.Tensor:
+        """`cu_seqlens` as an int32 tensor on `device`."""
+        return self.on_device.get(self.cu_seqlens, device)
 
 
 def _scatter_heads(x: torch.Tensor, group: dist.ProcessGroup, degree: int) -> torch.Tensor:
@@ -113,19 +138,19 @@ def kernel_for(device: torch.device, dtype: torch.dtype) -> str:
 
 
 def varlen_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                            cu_seqlens: list[int], scale: float | None = None) -> torch.Tensor:
+                            ctx: PackedContext, scale: float | None = None) -> torch.Tensor:
     """Causal attention within each sequence of a packed stream; padding rows come out zero.
 
-    q: [N, H, hd]; k, v: [N, KV, hd] with H a multiple of KV; cu_seqlens: [0, l0, l0+l1, ...],
-    the stream beyond cu_seqlens[-1] being padding. scale: None for 1/sqrt(hd). Returns
-    [N, H, hd].
+    q: [N, H, hd]; k, v: [N, KV, hd] with H a multiple of KV, for the whole stream of `ctx`
+    (its cu_seqlens: [0, l0, l0+l1, ...], the stream beyond cu_seqlens[-1] being padding).
+    scale: None for 1/sqrt(hd). Returns [N, H, hd].
     """
     total, heads, head_dim = q.shape
+    cu_seqlens = ctx.cu_seqlens
     real = cu_seqlens[-1]
     kernel = kernel_for(q.device, q.dtype)
     if kernel != "sdpa per sequence" and real > 0:
-        cu = torch.tensor(cu_seqlens, dtype=torch.int32, device=q.device)
-        longest = max(b - a for a, b in zip(cu_seqlens[:-1], cu_seqlens[1:]))
+        cu, longest = ctx.cu_seqlens_on(q.device), ctx.longest
         # Degree 1 hands over transposed views of transformers' [1, H, n, hd] tensors.
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         if flash_attn_varlen_func is not None:
@@ -172,7 +197,7 @@ def ulysses_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: Pa
     """
     degree = ctx.degree
     if degree == 1:
-        return varlen_causal_attention(q, k, v, ctx.cu_seqlens, scale)
+        return varlen_causal_attention(q, k, v, ctx, scale)
     heads, kv_heads = q.shape[1], k.shape[1]
     problem = check_degree(heads, kv_heads, degree)
     if problem is not None:
@@ -185,7 +210,7 @@ def ulysses_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: Pa
     q = _ScatterHeads.apply(q, ctx.group, degree)
     k = _ScatterHeads.apply(k, ctx.group, degree)
     v = _ScatterHeads.apply(v, ctx.group, degree)
-    out = varlen_causal_attention(q, k, v, ctx.cu_seqlens, scale)
+    out = varlen_causal_attention(q, k, v, ctx, scale)
     return _GatherHeads.apply(out, ctx.group, degree)
 
 

@@ -1,144 +1,29 @@
-"""The cost model (DESIGN.md, "Cost model"; docs/CONTRACT.md): parsed once into a frozen value
+"""The cost model (docs/DESIGN.md, "Cost model"; docs/CONTRACT.md): parsed once into a frozen value
 with the same rules, bandwidth lookup and capacity arithmetic as the planner's
 `Sources/FlexSPCore/CostModel.swift`, so the runtime's fallback and checks agree with `serve`.
 
     cost_model = CostModel.load("configs/tiny-cpu-costmodel.json")
     cost_model.group_time([4096, 512], degree=2)
-
-Also the strict JSON reader every contract document goes through (`loads_strict`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-COST_MODEL_VERSION = 1
-MAX_WORLD_SIZE = 1 << 20
-MAX_SEQUENCE_LENGTH = 1 << 40
-MAX_SEQUENCES = 8192
-MAX_TOKEN_CAPACITY = 1 << 42
-MAX_DOCUMENT_BYTES = 16 << 20
-MAX_JSON_DEPTH = 64
-_INT64 = 1 << 63
+from flexsp.contract import (INT64, MAX_TOKEN_CAPACITY, MAX_WORLD_SIZE, ContractError, integer, number,
+                             parse_document, printable)
+
 _DEGREE_KEY = re.compile(r"[+-]?[0-9]+")
 
-
-class ContractError(ValueError):
-    """A document that breaks the contract; the message names the field or place at fault."""
+COST_MODEL_VERSION = 1
 
 
 class CostModelError(ContractError):
     pass
-
-
-def printable(text: str, limit: int = 60) -> str:
-    """`text` quoted for a message, control characters escaped (as the planner does)."""
-    out = []
-    for ch in text[:limit]:
-        code = ord(ch)
-        if ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif code < 0x20 or 0x7F <= code < 0xA0 or ch in "\u2028\u2029":
-            out.append(f"\\u{{{code:x}}}")
-        else:
-            out.append(ch)
-    return "'" + "".join(out) + ("..." if len(text) > limit else "") + "'"
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise ContractError(f"duplicate key {printable(key)}")
-        seen[key] = value
-    return seen
-
-
-def _no_constant(name: str) -> Any:
-    raise ContractError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ContractError(f"the number {printable(text, 30)} is out of range")
-    return value
-
-
-def _depth(value: Any, limit: int) -> int:
-    """Nesting depth, without recursion (a hostile document cannot exhaust the stack)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, depth)
-            if deepest > limit:
-                return deepest
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
-def loads_strict(text: str | bytes) -> Any:
-    """RFC 8259 JSON as the planner reads it: no NaN/Infinity, no duplicate keys, no number
-    beyond a double's range, at most 64 levels deep, at most 16 MiB. ContractError otherwise."""
-    if len(text) > MAX_DOCUMENT_BYTES:
-        raise ContractError(f"the document has {len(text)} bytes, more than the limit of {MAX_DOCUMENT_BYTES}")
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise ContractError(f"the document is not UTF-8 text (byte {error.start})") from None
-    try:
-        value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant,
-                           parse_float=_finite_float)
-    except ContractError:
-        raise
-    except json.JSONDecodeError as error:
-        raise ContractError(f"line {error.lineno}, column {error.colno}: {error.msg}") from None
-    except (RecursionError, ValueError) as error:
-        raise ContractError(f"not valid JSON ({type(error).__name__})") from None
-    if _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise ContractError(f"nested deeper than {MAX_JSON_DEPTH} levels")
-    return value
-
-
-def parse_document(text: str | bytes, what: str, error: type[ContractError]) -> Any:
-    """`loads_strict`, with a failure raised as `error` naming the document (`what`)."""
-    try:
-        return loads_strict(text)
-    except ContractError as problem:
-        raise error(f"{what} is not valid JSON: {problem}") from None
-
-
-def integer(value: Any, field: str, error: type[ContractError] = ContractError) -> int:
-    """A JSON integer field: an integral number (8, 8.0) within 64 bits; never a boolean."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise error(f"field '{field}' should be an integer")
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise error(f"field '{field}' should be an integer in range, got {value!r}")
-        value = int(value)
-    if not -_INT64 <= value < _INT64:
-        raise error(f"field '{field}' should be an integer in range, got {value}")
-    return value
-
-
-def number(value: Any, field: str, error: type[ContractError] = ContractError) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise error(f"field '{field}' should be a number")
-    result = float(value)
-    if not math.isfinite(result):
-        raise error(f"field '{field}' should be a finite number")
-    return result
 
 
 @dataclass(frozen=True)
@@ -212,7 +97,7 @@ class CostModel:
             # As Swift's Int(key): an optional sign and digits, within 64 bits.
             digits = key.lstrip("+-").lstrip("0")
             degree = int((key[0] if key[0] in "+-" else "") + (digits or "0")) if _DEGREE_KEY.fullmatch(key) and len(digits) <= 19 else None
-            if degree is None or not -_INT64 <= degree < _INT64:
+            if degree is None or not -INT64 <= degree < INT64:
                 raise CostModelError(f"cost model field 'a2a_bandwidth_gbps' key {printable(key)} is not an integer degree")
             if degree in spelled:
                 raise CostModelError(f"cost model field 'a2a_bandwidth_gbps' keys {printable(spelled[degree])} and "
@@ -276,7 +161,7 @@ class CostModel:
                 return key
         return None
 
-    # -- the equations (DESIGN.md eq. 11-14) ---------------------------------------------------
+    # -- the equations (docs/DESIGN.md eq. 11-14) ---------------------------------------------------
 
     @property
     def degrees(self) -> tuple[int, ...]:

@@ -2,7 +2,7 @@
 
 A global batch is a list of token sequences; batch t is a pure function of (seed, t), so the data
 position a checkpoint must remember is just the step number. Three sources:
-  - TokenDataset: a corpus prepared once with `python -m flexsp.data prepare` (flexsp/prepare.py)
+  - TokenDataset: a corpus prepared once with `python -m flexsp.prepare`
     into memory-mapped token shards; a batch holds the sequences' lengths, and a rank reads the
     tokens of only the sequences its groups train on;
   - CorpusDataset: documents of a text file, byte-level tokens (vocab 256), no preparation;
@@ -17,8 +17,8 @@ the *same* sequence; IGNORE at each sequence's last token and on padding).
 
 from __future__ import annotations
 
+import logging
 import random
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +28,14 @@ import torch
 import torch.distributed as dist
 
 from flexsp.attention import PackedContext
-from flexsp.lengths import load_lengths  # noqa: F401 - the one length-file grammar (docs/CONTRACT.md)
+from flexsp.config import Config
+from flexsp.lengths import load_lengths
 from flexsp.shards import TokenShards
 
 IGNORE = -100  # label of tokens that carry no loss (cross_entropy's ignore_index)
 DOCUMENT_SEPARATOR = "\n\f\n"  # see data/corpus/PROVENANCE.md
+
+log = logging.getLogger("flexsp.data")
 
 
 def encode_bytes(text: str) -> list[int]:
@@ -208,9 +211,33 @@ def idle_input() -> RankInput:
     return RankInput(empty, empty, empty, PackedContext(None, 1, [0]))
 
 
-if __name__ == "__main__":
-    if sys.argv[1:2] != ["prepare"]:
-        raise SystemExit("usage: python -m flexsp.data prepare --tokenizer DIR --input FILE... "
-                         "--out DIR  (see python -m flexsp.data prepare --help)")
-    from flexsp.prepare import main
-    main(sys.argv[2:])
+
+Dataset = TokenDataset | CorpusDataset | SyntheticDataset
+
+
+def build_dataset(config: Config, vocab_size: int) -> Dataset:
+    """The configured data source. Called before any collective: a bad corpus (a truncated shard,
+    a batch larger than the corpus, ...) raises ValueError or OSError with the one-line reason,
+    the same on every rank."""
+    data = config.data
+    if data.source == "tokens":
+        dataset = TokenDataset(data.path, data.batch_sequences, config.train.seed)
+        if dataset.shards.vocab_size > vocab_size:
+            raise ValueError(f"{data.path}: its tokenizer has {dataset.shards.vocab_size} tokens, "
+                             f"more than the model's vocab_size {vocab_size}")
+        if max(dataset.shards.lengths, default=0) > data.max_seq_len:
+            raise ValueError(f"{data.path}: prepared with sequences up to "
+                             f"{dataset.shards.meta['max_seq_len']} tokens, over data.max_seq_len "
+                             f"{data.max_seq_len}; prepare it again with --max-seq-len")
+        return dataset
+    if config.train.eval_every > 0:
+        log.warning("train.eval_every needs held-out sequences, which only data.source 'tokens' "
+                    "has (prepare the corpus with python -m flexsp.prepare); no evaluation")
+    if data.source == "corpus":
+        return CorpusDataset(data.path, data.batch_sequences, data.max_seq_len, config.train.seed)
+    if data.source == "synthetic":
+        if data.lengths is None:
+            raise ValueError("data.source 'synthetic' needs data.lengths (a length file)")
+        return SyntheticDataset(load_lengths(data.lengths), data.batch_sequences,
+                                data.max_seq_len, vocab_size, config.train.seed)
+    raise ValueError(f"data.source must be 'tokens', 'corpus' or 'synthetic', not {data.source!r}")

@@ -18,7 +18,11 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+from flexsp.config import load_config
+from flexsp.model import build_model, load_hf_config, saved_dtype
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json",
@@ -30,13 +34,17 @@ def _rank() -> int:
 
 
 def save_hf_directory(config, state: dict[str, torch.Tensor], out_dir: str | Path,
-                      source_dir: str | Path | None = None) -> Path:
-    """A clean copy of the model (its own class, default attention) with `state`, saved with
-    save_pretrained; the tokenizer files of `source_dir` copied beside it."""
+                      source_dir: str | Path | None = None, dtype: torch.dtype | None = None
+                      ) -> Path:
+    """A clean copy of the model (its own class, default attention) with `state` in `dtype`
+    (None: the state's own), saved with save_pretrained; the tokenizer files of `source_dir`
+    copied beside it."""
     from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, AutoModelForCausalLM
     config = copy.deepcopy(config)
     config.architectures = [MODEL_FOR_CAUSAL_LM_MAPPING[type(config)].__name__]
-    dtype = next(iter(state.values())).dtype
+    if dtype is None:
+        dtype = next(iter(state.values())).dtype
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa", dtype=dtype)
     missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
@@ -58,16 +66,17 @@ def save_hf_directory(config, state: dict[str, torch.Tensor], out_dir: str | Pat
     return out
 
 
-def export_hf(model: torch.nn.Module, out_dir: str | Path, source_dir: str | Path | None = None
-              ) -> Path | None:
-    """Gathers the (FSDP-sharded) model's full state on rank 0 and writes the directory there.
-    A collective when distributed: every rank calls it; returns the path on rank 0."""
+def export_hf(model: torch.nn.Module, out_dir: str | Path, source_dir: str | Path | None = None,
+              dtype: torch.dtype | None = None) -> Path | None:
+    """Gathers the (FSDP-sharded) model's full state on rank 0 and writes the directory there,
+    in `dtype` (None: the master dtype; see model.saved_dtype). A collective when distributed:
+    every rank calls it; returns the path on rank 0."""
     if dist.is_initialized():
         state = get_model_state_dict(
             model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     else:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    path = save_hf_directory(model.config, state, out_dir, source_dir) if _rank() == 0 else None
+    path = save_hf_directory(model.config, state, out_dir, source_dir, dtype) if _rank() == 0 else None
     if dist.is_initialized():
         dist.barrier()  # the directory is complete before any rank goes on
     return path
@@ -75,16 +84,14 @@ def export_hf(model: torch.nn.Module, out_dir: str | Path, source_dir: str | Pat
 
 def export_checkpoint(config_path: str, checkpoint: str, out_dir: str) -> Path:
     """The model state of a training checkpoint (flexsp.checkpoint), exported in one process."""
-    import torch.distributed.checkpoint as dcp
-    from flexsp.config import load_config
-    from flexsp.model import build_model, load_hf_config
     config = load_config(config_path)
-    model = build_model(config.model, load_hf_config(config.model),
-                        getattr(torch, config.train.dtype), config.train.seed)
+    hf_config = load_hf_config(config.model)
+    master = getattr(torch, config.train.dtype)
+    model = build_model(config.model, hf_config, master, config.train.seed)
     state = {"model": model.state_dict()}
     dcp.load(state, checkpoint_id=checkpoint)
     model.load_state_dict(state["model"])
-    return export_hf(model, out_dir, config.model.hf)
+    return export_hf(model, out_dir, config.model.hf, saved_dtype(hf_config, master))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,6 +1,6 @@
 """The group pool: one communicator per aligned rank range, created once at start-up.
 
-A plan's group of degree d starts at a multiple of d (DESIGN.md), so the ranges a plan may use
+A plan's group of degree d starts at a multiple of d (docs/DESIGN.md), so the ranges a plan may use
 are known before any plan exists: for every power of two d in 2..world_size, the ranges
 [k*d, (k+1)*d). `dist.new_group` is itself a collective over the whole job and must be called by
 every rank in the same order, so the pool creates all of them up front, in one fixed order, and

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from flexsp.cost_model import MAX_SEQUENCE_LENGTH, ContractError, printable
+from flexsp.contract import MAX_SEQUENCE_LENGTH, ContractError, printable
 
 _VALUE = re.compile(r"[+-]?[0-9]+", re.ASCII)
 

@@ -13,6 +13,7 @@ A model whose attention cannot be routed so is refused by `check_routable`, nami
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,12 +165,21 @@ def check_routable(config, max_seq_len: int) -> None:
         refuse("no num_attention_heads in its config")
 
 
+def saved_dtype(config, master: torch.dtype) -> torch.dtype:
+    """The dtype a model's weights are exported in: the one its transformers config declares
+    (a bf16 checkpoint stays bf16), else the master dtype training keeps them in."""
+    declared = getattr(config, "dtype", None)
+    return declared if isinstance(declared, torch.dtype) else master
+
+
 def build_model(model: ModelConfig, config, dtype: torch.dtype, seed: int) -> torch.nn.Module:
     """The model on the CPU in `dtype`, with FlexSP attention: pretrained weights from `hf`, or
     a random initialization from `hf_config` that depends only on `seed` (identical on every
-    rank)."""
+    rank). `config` is the transformers config `load_hf_config` read, left unchanged."""
     from transformers import AutoModelForCausalLM
     attention = register_hf_attention()
+    # transformers writes the load dtype into the config it is given; the caller's stays as read.
+    config = copy.deepcopy(config)
     if model.hf is not None:
         try:
             return AutoModelForCausalLM.from_pretrained(

@@ -1,4 +1,5 @@
-"""Parallelism applied to a model by small functions: activation checkpointing, FSDP2.
+"""Parallelism applied to a model by small functions: activation checkpointing, FSDP2; and
+`build_sharded_model`, the training model they make (with its optimizer).
 
 FSDP2 `fully_shard` on every decoder layer and on the root, over all ranks (ZeRO-3, as in the
 paper), with mixed precision through its `MixedPrecisionPolicy`: parameters are kept (and the
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import torch
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
-from torch.distributed.device_mesh import DeviceMesh
+from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
-from flexsp.model import decoder_layers
+from flexsp.config import Config
+from flexsp.model import build_model, decoder_layers
+from flexsp.optim import build_optimizer
 
 # name -> (compute dtype, gradient-reduction dtype); None: everything in the master dtype.
 MIXED_PRECISION: dict[str, tuple[torch.dtype, torch.dtype] | None] = {
@@ -71,3 +74,19 @@ def apply_fsdp(model: torch.nn.Module, mesh: DeviceMesh,
             module.set_gradient_divide_factor(1.0)
             module.set_force_sum_reduction_for_comms(True)
     model.set_reduce_scatter_unused_params(True)
+
+
+def build_sharded_model(config: Config, hf_config, world_size: int, device: torch.device
+                        ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """The model of `hf_config` (the transformers config already read from `config.model`;
+    seeded: identical initial parameters on every rank), activation checkpointing if
+    configured, FSDP2 over all ranks with the configured mixed precision, and AdamW."""
+    model = build_model(config.model, hf_config, getattr(torch, config.train.dtype),
+                        config.train.seed)
+    if config.parallel.activation_checkpointing:
+        apply_activation_checkpointing(model)
+    apply_fsdp(model, init_device_mesh(device.type, (world_size,)),
+               mixed_precision_policy(config.parallel.mixed_precision))
+    optimizer = build_optimizer(model, config.train.lr, config.train.betas,
+                                config.train.weight_decay)
+    return model, optimizer

@@ -1,4 +1,4 @@
-"""The plan document (DESIGN.md, "Plan"), seen from the runtime: parsed once into frozen values,
+"""The plan document (docs/DESIGN.md, "Plan"), seen from the runtime: parsed once into frozen values,
 checked once per step, against the job's own cost model and model.
 
 The planner owns the format; the runtime only reads it. A plan that breaks a rule does not fail
@@ -22,8 +22,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from flexsp.cost_model import (MAX_SEQUENCE_LENGTH, ContractError, CostModel, CostModelError,
-                               integer, number, parse_document)
+from flexsp.contract import MAX_SEQUENCE_LENGTH, ContractError, integer, number, parse_document
+from flexsp.cost_model import CostModel, CostModelError
 
 PLAN_VERSION = 1
 

@@ -1,6 +1,6 @@
 """Talks to the planner (`flexsp serve`) from rank 0 and hands every rank a plan it can run.
 
-Protocol (DESIGN.md): one JSON request per line on the service's stdin,
+Protocol (docs/DESIGN.md): one JSON request per line on the service's stdin,
 `{"id": 7, "lengths": [1234, 80, ...]}`, one JSON reply per line on its stdout: the plan with
 `"id": 7` added, or `{"id": 7, "error": "..."}`.
 
@@ -34,7 +34,8 @@ from typing import Callable
 
 import torch.distributed as dist
 
-from flexsp.cost_model import ContractError, CostModel, loads_strict
+from flexsp.contract import ContractError, loads_strict
+from flexsp.cost_model import CostModel
 from flexsp.plan import Plan, PlanError, check_plan, fallback_plan
 
 log = logging.getLogger("flexsp.planner")

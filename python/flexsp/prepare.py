@@ -1,6 +1,6 @@
 """Preparing a corpus once: documents -> token shards + index + the planner's length file.
 
-    python -m flexsp.data prepare --tokenizer data/tokenizer \
+    python -m flexsp.prepare --tokenizer data/tokenizer \
         --input data/corpus/python-docstrings.txt --out out/data/python-docstrings
 
 Inputs, by extension: JSON lines (.jsonl/.json; one object per line, text in --text-field),
@@ -10,12 +10,7 @@ feed). Every document gets the tokenizer's end-of-document token appended; one l
 --max-seq-len is split into pieces of at most that many tokens (or truncated, --long truncate).
 Each piece is a *sequence*, the unit a batch and a plan are made of.
 
-Output directory:
-  tokens-NNNNN.bin  flat token ids (uint16 when the vocabulary fits, else uint32), memory-mapped
-                    by the reader; no sequence straddles two shards
-  index.npy         int64 [sequences, 4]: shard, offset (in tokens), length, split (0 train, 1 eval)
-  lengths.txt       the training sequences' lengths, one per line (`flexsp plan --lengths`)
-  meta.json         format, dtype, vocabulary, shard sizes, counts; written last
+Output directory: the format of flexsp/shards.py (token shards, index, lengths.txt, meta.json).
 Everything is written to OUT.partial and renamed to OUT at the end, so an interrupted
 preparation leaves no OUT that training would read (and the next run removes OUT.partial).
 """
@@ -35,10 +30,9 @@ from typing import Iterator
 
 import numpy as np
 
-FORMAT = "flexsp-tokens"
-VERSION = 1
+from flexsp.shards import EVAL, FORMAT, TRAIN, VERSION
+
 DEFAULT_SEPARATOR = "\n\f\n"
-TRAIN, EVAL = 0, 1
 
 
 class PrepareError(ValueError):
@@ -296,7 +290,7 @@ def _encode(tokenizer, pending: list[Document], writer: ShardWriter, documents: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m flexsp.data prepare",
+    parser = argparse.ArgumentParser(prog="python -m flexsp.prepare",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokenizer", required=True,
                         help="directory AutoTokenizer.from_pretrained loads (e.g. data/tokenizer)")
@@ -331,3 +325,7 @@ def main(argv: list[str] | None = None) -> None:
           f"sequences, {len(meta['shards'])} shard(s), {meta['dtype']}) in {meta['seconds']:.2f} s: "
           f"{meta['tokens'] / max(meta['seconds'], 1e-9):,.0f} tokens/s; planner length file: "
           f"{Path(args.out) / 'lengths.txt'}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -3,7 +3,7 @@
     torchrun --standalone --nproc-per-node 4 -m flexsp.profile_check \
         --config configs/tiny-cpu.yaml --out costmodel.json --steps 3
 
-Profiles this world first (flexsp.profile; or reads `--cost-model` and skips that), then trains
+Profiles this world first (as flexsp.profile does; or reads `--cost-model` and skips that), then trains
 the config's real batches with fixed plan shapes (every micro-batch has the same groups, e.g.
 <2,1,1>), and prints per shape the cost model's estimate of the step, the measured
 forward+backward time of the step (what the cost model describes: all micro-batches, slowest
@@ -25,11 +25,15 @@ import torch
 import torch.distributed as dist
 
 from flexsp.config import Config, load_config
+from flexsp.cost_model import CostModel
+from flexsp.data import build_dataset
+from flexsp.distributed import exit_now, init_world, slowest_rank_ms
 from flexsp.engine import train_step
 from flexsp.groups import GroupPool
-from flexsp.cost_model import CostModel
+from flexsp.model import load_hf_config
+from flexsp.parallelize import build_sharded_model
 from flexsp.plan import Plan, assemble_plan, check_plan
-from flexsp.profile import ProfileOptions, describe, init_world, int_list, profile, slowest_rank_ms
+from flexsp.profile_document import ProfileOptions, describe, int_list, profile
 
 log = logging.getLogger("flexsp.profile_check")
 
@@ -79,11 +83,14 @@ def check_shapes(config: Config, cost_model: CostModel, shapes: dict[str, list[i
     machine shared with other work, a burst of load then hits every shape alike instead of
     whichever shape happened to be running.
     """
-    from flexsp.train import build_dataset, build_model
     rank, world_size = dist.get_rank(), dist.get_world_size()
-    model, optimizer = build_model(config, world_size, device)
+    hf_config = load_hf_config(config.model)
+    model, optimizer = build_sharded_model(config, hf_config, world_size, device)
     pool = GroupPool(world_size, rank, cost_model.max_degree)
-    dataset = build_dataset(config, model.config.vocab_size)
+    try:
+        dataset = build_dataset(config, hf_config.vocab_size)
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"flexsp.profile_check: {error}") from None
     predicted = {name: [] for name in shapes}
     measured = {name: [] for name in shapes}
     whole = {name: [] for name in shapes}
@@ -154,7 +161,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     config = load_config(args.config)
-    rank, world_size, device = init_world(config)
+    rank, world_size, device = init_world(config.train.collective_timeout_s)
     if args.cost_model:
         cost_model = CostModel.load(args.cost_model)
     else:
@@ -179,5 +186,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
-    from flexsp.train import exit_now
     exit_now()

@@ -1,4 +1,12 @@
-"""Reading a prepared corpus (see flexsp/prepare.py): the index in memory, the tokens memory-mapped.
+"""Reading a prepared corpus (written by flexsp/prepare.py): the index in memory, the tokens
+memory-mapped. This module owns the on-disk format; the writer imports it from here.
+
+A prepared corpus is a directory:
+  tokens-NNNNN.bin  flat token ids (uint16 when the vocabulary fits, else uint32), memory-mapped
+                    by the reader; no sequence straddles two shards
+  index.npy         int64 [sequences, 4]: shard, offset (in tokens), length, split (0 train, 1 eval)
+  lengths.txt       the training sequences' lengths, one per line (`flexsp plan --lengths`)
+  meta.json         format, dtype, vocabulary, shard sizes, counts; written last
 
 Opening checks meta.json, the index and every shard's size, so a truncated shard or one from
 another preparation is an error naming the file before training starts, not a wrong batch later.
@@ -14,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flexsp.prepare import EVAL, FORMAT, TRAIN, VERSION
+FORMAT = "flexsp-tokens"
+VERSION = 1
+TRAIN, EVAL = 0, 1  # index column 3: the sequence's split
 
 
 class ShardError(ValueError):
@@ -25,7 +35,7 @@ class TokenShards:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         meta_path = self.directory / "meta.json"
-        again = "prepare it again with `python -m flexsp.data prepare`"
+        again = "prepare it again with `python -m flexsp.prepare`"
         if not meta_path.is_file():
             partial = self.directory.with_name(self.directory.name + ".partial")
             why = " (its preparation did not finish)" if partial.exists() else ""

@@ -9,7 +9,6 @@ lines, TensorBoard) -> every N steps an evaluation and a checkpoint. NCCL on GPU
 from __future__ import annotations
 
 import argparse
-import datetime
 import logging
 import os
 import sys
@@ -17,25 +16,24 @@ import time
 
 import torch
 import torch.distributed as dist
-from torch.distributed.device_mesh import init_device_mesh
 
 from flexsp.attention import check_degree, kernel_for
 from flexsp.checkpoint import (check_data_state, latest_checkpoint, load_checkpoint,
                                save_checkpoint)
 from flexsp.config import Config, load_config
-from flexsp.data import CorpusDataset, SyntheticDataset, TokenDataset, load_lengths
+from flexsp.cost_model import CostModel
+from flexsp.data import Dataset, TokenDataset, build_dataset
+from flexsp.distributed import exit_now, init_distributed
 from flexsp.engine import train_step
 from flexsp.evaluate import evaluate
 from flexsp.export import export_hf
 from flexsp.groups import GroupPool
 from flexsp.metrics import StepMeter, linear_weights, peak_tflops
 from flexsp.metrics_log import MetricsLog
-from flexsp.model import (ModelError, ModelShape, build_model as build_hf_model, check_max_degree,
-                          check_routable, load_hf_config)
-from flexsp.optim import build_optimizer, lr_at, set_lr
-from flexsp.parallelize import (apply_activation_checkpointing, apply_fsdp, compute_dtype,
-                                mixed_precision_policy)
-from flexsp.cost_model import CostModel
+from flexsp.model import (ModelError, ModelShape, check_max_degree, check_routable, load_hf_config,
+                          saved_dtype)
+from flexsp.optim import lr_at, set_lr
+from flexsp.parallelize import build_sharded_model, compute_dtype, mixed_precision_policy
 from flexsp.plan import Plan, PlanError, plan_shape
 from flexsp.planner_client import PlanSource, broadcast_plan
 
@@ -60,43 +58,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-Dataset = TokenDataset | CorpusDataset | SyntheticDataset
-
-
-def build_dataset(config: Config, vocab_size: int) -> Dataset:
-    """The configured data source, before any collective: a bad corpus (a truncated shard, a
-    batch larger than the corpus, ...) stops every rank alike with the one-line reason."""
-    try:
-        return _dataset(config, vocab_size)
-    except (ValueError, OSError) as error:
-        raise SystemExit(f"flexsp.train: {error}") from None
-
-
-def _dataset(config: Config, vocab_size: int) -> Dataset:
-    data = config.data
-    if data.source == "tokens":
-        dataset = TokenDataset(data.path, data.batch_sequences, config.train.seed)
-        if dataset.shards.vocab_size > vocab_size:
-            raise ValueError(f"{data.path}: its tokenizer has {dataset.shards.vocab_size} tokens, "
-                             f"more than the model's vocab_size {vocab_size}")
-        if max(dataset.shards.lengths, default=0) > data.max_seq_len:
-            raise ValueError(f"{data.path}: prepared with sequences up to "
-                             f"{dataset.shards.meta['max_seq_len']} tokens, over data.max_seq_len "
-                             f"{data.max_seq_len}; prepare it again with --max-seq-len")
-        return dataset
-    if config.train.eval_every > 0:
-        log.warning("train.eval_every needs held-out sequences, which only data.source 'tokens' "
-                    "has (prepare the corpus with python -m flexsp.data prepare); no evaluation")
-    if data.source == "corpus":
-        return CorpusDataset(data.path, data.batch_sequences, data.max_seq_len, config.train.seed)
-    if data.source == "synthetic":
-        if data.lengths is None:
-            raise ValueError("data.source 'synthetic' needs data.lengths (a length file)")
-        return SyntheticDataset(load_lengths(data.lengths), data.batch_sequences,
-                                data.max_seq_len, vocab_size, config.train.seed)
-    raise ValueError(f"data.source must be 'tokens', 'corpus' or 'synthetic', not {data.source!r}")
-
-
 def startup_checks(config: Config, world_size: int) -> tuple[object, CostModel]:
     """Everything that can refuse the job, done before any collective: every rank reads the
     same files and refuses alone, with the same one-line reason, instead of leaving the others
@@ -113,36 +74,6 @@ def startup_checks(config: Config, world_size: int) -> tuple[object, CostModel]:
     except (ModelError, PlanError, ValueError, OSError) as error:
         raise SystemExit(f"flexsp.train: {error}") from None
     return hf_config, cost_model
-
-
-def init_distributed(config: Config) -> tuple[int, int, torch.device]:
-    """NCCL on GPUs, gloo on CPUs; the collective timeout turns a desynchronized job into an
-    error rather than a hang."""
-    use_cuda = torch.cuda.is_available()
-    dist.init_process_group(
-        "nccl" if use_cuda else "gloo",
-        timeout=datetime.timedelta(seconds=config.train.collective_timeout_s))
-    rank = dist.get_rank()
-    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
-                        format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s")
-    if use_cuda:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
-    return rank, dist.get_world_size(), torch.device("cuda" if use_cuda else "cpu")
-
-
-def build_model(config: Config, world_size: int, device: torch.device
-                ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-    """The model (seeded: identical initial parameters on every rank), activation checkpointing
-    if configured, FSDP2 over all ranks with the configured mixed precision, and AdamW."""
-    model = build_hf_model(config.model, load_hf_config(config.model),
-                           getattr(torch, config.train.dtype), config.train.seed)
-    if config.parallel.activation_checkpointing:
-        apply_activation_checkpointing(model)
-    apply_fsdp(model, init_device_mesh(device.type, (world_size,)),
-               mixed_precision_policy(config.parallel.mixed_precision))
-    optimizer = build_optimizer(model, config.train.lr, config.train.betas,
-                                config.train.weight_decay)
-    return model, optimizer
 
 
 def next_plan(plan_source: PlanSource | None, step: int, lengths: list[int],
@@ -181,9 +112,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.export is not None:
         config.parallel.export_dir = args.export
     hf_config, cost_model = startup_checks(config, int(os.environ.get("WORLD_SIZE", "1")))
-    dataset = build_dataset(config, hf_config.vocab_size)
-    rank, world_size, device = init_distributed(config)
-    model, optimizer = build_model(config, world_size, device)
+    try:
+        dataset = build_dataset(config, hf_config.vocab_size)
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"flexsp.train: {error}") from None
+    rank, world_size, device = init_distributed(config.train.collective_timeout_s)
+    model, optimizer = build_sharded_model(config, hf_config, world_size, device)
     dtype = compute_dtype(config.parallel.mixed_precision, getattr(torch, config.train.dtype))
     meter = StepMeter(ModelShape.of(hf_config), linear_weights(model), world_size, device,
                       peak_tflops(device, dtype, config.parallel.peak_tflops))
@@ -251,7 +185,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         # The tokenizer files come with the model: its own directory's, else the corpus's.
         tokenizer = config.model.hf or (dataset.shards.meta["tokenizer"]
                                         if isinstance(dataset, TokenDataset) else None)
-        path = export_hf(model, config.parallel.export_dir, tokenizer)
+        path = export_hf(model, config.parallel.export_dir, tokenizer,
+                         saved_dtype(hf_config, getattr(torch, config.train.dtype)))
         if path is not None:
             log.info("exported the model to %s (Hugging Face format)", path)
     if plan_source is not None:
@@ -319,19 +254,6 @@ def summarize(records: list[dict]) -> None:
           f"{100 * (plan_ms + dispatch_ms) / total_ms:.1f}% of step time (plan wait "
           f"{100 * plan_ms / total_ms:.1f}%, dispatch {100 * dispatch_ms / total_ms:.1f}%)"
           f" | plans: {len(records) - fallbacks} from the planner, {fallbacks} fallback", flush=True)
-
-
-def exit_now() -> None:
-    """Ends the process with status 0 without running interpreter teardown.
-
-    With torch 2.13 on gloo, a process that imported torch._dynamo (FSDP2 does) aborts in
-    static destructors at exit about one time in three ("terminate called without an active
-    exception", SIGABRT), after its work and destroy_process_group are done; torchrun would
-    report the whole run as failed. Everything is flushed and closed before this is called.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT
-from flexsp.cost_model import ContractError, CostModel, loads_strict
+from flexsp.contract import ContractError, loads_strict
+from flexsp.cost_model import CostModel
 from flexsp.lengths import parse_lengths
 from flexsp.plan import Plan, PlanError, step_time, violations
 

@@ -71,7 +71,7 @@ planner: {{cost_model: {cost_model}, timeout_s: 20, max_restarts: 0}}
                         init=False, timeout_s=240)[0]
 
     from flexsp.config import load_config
-    from flexsp.train import build_dataset
+    from flexsp.data import build_dataset
     batch = build_dataset(load_config(config), TINY_LLAMA["vocab_size"]).batch(0)
     assert records[0]["loss"] == pytest.approx(plain_loss(source, batch.sequences), rel=1e-5)
 
@@ -99,3 +99,42 @@ def test_a_checkpoint_that_is_not_there(tmp_path):
     from flexsp.export import main
     with pytest.raises(SystemExit, match="is not a complete checkpoint"):
         main(["--config", "unused.yaml", "--checkpoint", str(tmp_path), "--out", str(tmp_path)])
+
+
+def test_an_export_keeps_the_source_dtype(tmp_path):
+    """A bf16 source trains in a float32 master copy; its export is bf16 again, the source's
+    weights exactly (bf16 -> float32 -> bf16 is lossless), and declares bf16 in config.json. A
+    source that declares no dtype (an inline config) is written in the master dtype."""
+    import torch.distributed.checkpoint as dcp
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from flexsp.config import load_config
+    from flexsp.export import main
+    from flexsp.model import build_model, load_hf_config
+    values = dict(TINY_LLAMA)
+    torch.manual_seed(5)
+    source = tmp_path / "source"
+    AutoModelForCausalLM.from_config(AutoConfig.for_model(values.pop("model_type"), **values),
+                                     dtype=torch.bfloat16).save_pretrained(source)
+    for name, model_section in (("bf16", f"{{hf: {source}}}"),
+                                ("inline", "{hf_config: " + json.dumps(TINY_LLAMA) + "}")):
+        config_path = tmp_path / f"{name}.yaml"
+        config_path.write_text(f"model: {model_section}\ntrain: {{dtype: float32, seed: 3}}\n")
+        config = load_config(config_path)
+        model = build_model(config.model, load_hf_config(config.model), torch.float32, 3)
+        assert next(model.parameters()).dtype == torch.float32
+        checkpoint = tmp_path / f"ckpt-{name}"
+        dcp.save({"model": model.state_dict()}, checkpoint_id=checkpoint)
+        out = tmp_path / f"out-{name}"
+        main(["--config", str(config_path), "--checkpoint", str(checkpoint), "--out", str(out)])
+        written = load_file(out / "model.safetensors")
+        declared = json.loads((out / "config.json").read_text())["dtype"]
+        if name == "bf16":
+            assert declared == "bfloat16"
+            original = load_file(source / "model.safetensors")
+            assert written.keys() == original.keys()
+            for key, tensor in written.items():
+                assert tensor.dtype == torch.bfloat16, key
+                assert torch.equal(tensor, original[key]), key
+        else:
+            assert declared == "float32"
+            assert all(t.dtype == torch.float32 for t in written.values())

@@ -1,4 +1,4 @@
-"""The plan rules (DESIGN.md, docs/CONTRACT.md) as the runtime checks them, against the job's own
+"""The plan rules (docs/DESIGN.md, docs/CONTRACT.md) as the runtime checks them, against the job's own
 cost model and model, and the runtime's one way to build a plan (its fallback)."""
 
 import copy

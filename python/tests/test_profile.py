@@ -14,8 +14,9 @@ from flexsp.cost_model import CostModel
 from flexsp.model import ModelConfig, ModelShape, max_degree_for
 from flexsp.plan import violations
 from flexsp.planner_client import find_planner_binary
-from flexsp.profile import (ProfileOptions, Sample, fit_bandwidth, fit_compute,
-                            nonnegative_lstsq, profile, uniform_plan)
+from flexsp.profile_document import ProfileOptions, profile
+from flexsp.profile_fit import Sample, fit_bandwidth, fit_compute, nonnegative_lstsq
+from flexsp.profile_measure import uniform_plan
 
 # alpha1, alpha2, beta1 of the paper's gpt-7b preset, and a bandwidth per degree.
 ALPHA1, ALPHA2, BETA1 = 5.128e-6, 0.1839576, 629.3563

@@ -1,8 +1,9 @@
 import FlexSPCore
 import Foundation
 
-/// Where the length files are: `../shared/data/lengths/` beside the repository (the paper's own
-/// Wikipedia lengths and our GitHub stand-in), else the repository's `data/lengths/*-sample.txt`.
+/// The length files the benchmarks plan: the repository's `data/lengths/wikipedia.txt` (the
+/// paper's own Wikipedia lengths) and `github_code.txt` (our GitHub stand-in), or the files of
+/// the same names in a folder given on the command line.
 struct Datasets {
     struct Entry {
         /// `wikipedia` or `github_code`.
@@ -12,29 +13,21 @@ struct Datasets {
     }
 
     var entries: [Entry]
-    /// True when the full files were missing and the samples were used.
-    var usedSamples: Bool
-    var directory: String
+    /// The folder as the report names it: `data/lengths` or the folder given.
+    var folder: String
 
     static let names = ["wikipedia", "github_code"]
 
-    /// - Parameter repository: the repository root (the folder holding `benchmarks/`).
+    /// - Parameters:
+    ///   - repository: the repository root (the folder holding `benchmarks/` and `data/`).
+    ///   - override: a folder to read instead of `data/lengths`.
     init(repository: URL, override: String?) throws {
-        let shared = override.map { URL(fileURLWithPath: $0) }
-            ?? repository.deletingLastPathComponent().appendingPathComponent("shared/data/lengths")
-        let full = Self.names.map { shared.appendingPathComponent("\($0).txt").path }
-        if full.allSatisfy({ FileManager.default.isReadableFile(atPath: $0) }) {
-            usedSamples = false
-            directory = shared.path
-            entries = try zip(Self.names, full).map { try Entry(name: $0, path: $1, lengths: Self.read($1)) }
-        } else {
-            let samples = repository.appendingPathComponent("data/lengths")
-            usedSamples = true
-            directory = samples.path
-            entries = try Self.names.map { name in
-                let path = samples.appendingPathComponent("\(name)-sample.txt").path
-                return try Entry(name: name, path: path, lengths: Self.read(path))
-            }
+        let directory = override.map { URL(fileURLWithPath: $0) }
+            ?? repository.appendingPathComponent("data/lengths")
+        folder = override ?? "data/lengths"
+        entries = try Self.names.map { name in
+            let path = directory.appendingPathComponent("\(name).txt").path
+            return try Entry(name: name, path: path, lengths: Self.read(path))
         }
     }
 

@@ -11,9 +11,9 @@ struct FlexSPBench: ParsableCommand {
         abstract: "Regenerate benchmarks/REPORT.md and benchmarks/charts/: the paper's evaluation in simulation and the solver study.",
         discussion: """
             Run from the repository root with `make bench` (full) or `make bench BENCH_FLAGS=--quick`. \
-            Length files come from ../shared/data/lengths/ beside the repository, else from the \
-            repository's data/lengths/*-sample.txt (the report says which). The milp strategy may \
-            spend up to --milp-time-limit seconds on every batch it plans, which dominates the run time.
+            Length files: data/lengths/wikipedia.txt and github_code.txt in the repository (or \
+            --lengths-dir). The milp strategy may spend up to --milp-time-limit seconds on every \
+            batch it plans, which dominates the run time.
             """,
         subcommands: [ReportCommand.self, SolverPointCommand.self],
         defaultSubcommand: ReportCommand.self
@@ -41,7 +41,7 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Folder to write REPORT.md and charts/ into (default: the benchmarks package folder).")
     var out: String?
 
-    @Option(name: .customLong("lengths-dir"), help: "Folder holding wikipedia.txt and github_code.txt (default: ../shared/data/lengths beside the repository).")
+    @Option(name: .customLong("lengths-dir"), help: "Folder holding wikipedia.txt and github_code.txt (default: data/lengths in the repository).")
     var lengthsDir: String?
 
     func validate() throws {
@@ -71,7 +71,7 @@ struct ReportCommand: ParsableCommand {
             FileHandle.standardError.write(Data(String(format: "[%6.1f s] %@\n", elapsed, message).utf8))
         }
         let datasets = try Datasets(repository: repository, override: lengthsDir)
-        log("length files from \(datasets.directory)\(datasets.usedSamples ? " (samples)" : "")")
+        log("length files from \(datasets.entries.map(\.path).joined(separator: ", "))")
         let planner = { (workload: Workload) in
             Planner(milpTimeLimitSeconds: settings.milpTimeLimit, datasetLongest: workload.lengths.max())
         }

@@ -112,7 +112,7 @@ extension Report {
             Workloads in `benchmarks/workloads/` (regenerate with `python3 make_long_docs.py`): \
             `long-mix` draws books, code, web and wiki lengths from log-normal laws (the shape \
             Megatron's own dynamic-CP benchmarks draw from) up to 384K tokens, mean about 8K; \
-            `long-tail` is the long tail of the shared length files (wikipedia documents of 8K tokens \
+            `long-tail` is the long tail of the length files in `data/lengths/` (wikipedia documents of 8K tokens \
             or more, github files of 4K or more), in file order. \(settings.steps) batches per row.
 
             Mean simulated step per strategy; "flexsp / X" is flexsp's step over X's, mean and worst \

