@@ -18,9 +18,11 @@ Which characters an assistant turn contributed is found in one of two ways:
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 ROLES = ("system", "user", "assistant", "tool")
 TRAINED_ROLE = "assistant"
@@ -61,6 +63,63 @@ def check_messages(messages: object, where: str, field: str) -> list[dict[str, s
         raise ChatError(f"{where}: the conversation has no assistant turn, so no token of it "
                         "would be trained; remove it or add the assistant's reply")
     return checked
+
+
+def read_conversations(path: Path, field: str) -> Iterator[Conversation]:
+    """The conversations of a JSON-lines (.jsonl/.json, one object per line) or Parquet file,
+    each from its record's `field`, checked (`check_messages`)."""
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise ChatError(f"{path}: no such file")
+    if suffix in (".jsonl", ".json"):
+        records = _jsonl_records(path)
+    elif suffix == ".parquet":
+        records = _parquet_records(path, field)
+    else:
+        raise ChatError(f"{path}: chat data must be JSON lines (.jsonl, .json) or Parquet "
+                        "(.parquet), one conversation per record")
+    for where, record in records:
+        if field not in record:
+            raise ChatError(f"{where}: record has no {field!r} field (its fields: "
+                            f"{', '.join(sorted(record)) or 'none'}); pass --messages-field NAME")
+        yield Conversation(check_messages(record[field], where, field), where)
+
+
+def _jsonl_records(path: Path) -> Iterator[tuple[str, dict]]:
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as error:
+                raise ChatError(f"{path}:{number}: not UTF-8 (byte 0x{raw[error.start]:02x}); "
+                                "convert the file to UTF-8 first") from None
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ChatError(f"{path}:{number}: not valid JSON ({error.msg}); each line must "
+                                "hold one JSON object") from None
+            if not isinstance(record, dict):
+                raise ChatError(f"{path}:{number}: a JSON {type(record).__name__}, expected an "
+                                "object with a list of messages")
+            yield f"{path}:{number}", record
+
+
+def _parquet_records(path: Path, field: str) -> Iterator[tuple[str, dict]]:
+    import datasets  # heavy; only Parquet needs it
+    datasets.disable_progress_bars()
+    try:
+        table = datasets.load_dataset("parquet", data_files=str(path), split="train",
+                                      streaming=True)
+        columns = list(table.features or {})
+    except Exception as error:  # pyarrow's errors vary by version; the file is the problem
+        raise ChatError(f"{path}: not a readable Parquet file ({error})") from None
+    if columns and field not in columns:
+        raise ChatError(f"{path}: no column {field!r} (columns: {', '.join(columns)}); pass "
+                        "--messages-field NAME")
+    for number, record in enumerate(table, start=1):
+        yield f"{path}: record {number}", record
 
 
 def set_chat_template(tokenizer, template_file: str | Path | None, tokenizer_dir: str | Path
@@ -105,6 +164,8 @@ class ChatEncoder:
 
     def encode(self, conversations: list[Conversation]) -> list[tuple[list[int], list[int]]]:
         """(token ids, mask) per conversation; mask[i] = 1 where token i is trained."""
+        if not conversations:
+            return []
         if self.method == "generation markers":
             return [self._encode_marked(c) for c in conversations]
         texts, spans = [], []

@@ -94,6 +94,8 @@ def install(model: torch.nn.Module, layers: torch.nn.ModuleList) -> int:
         module._flexsp_lengths = None
         module._flexsp_cache = {}
         module.forward = MethodType(_per_sequence_forward, module)
+    if modules:
+        model._flexsp_rotary_modules = modules
     return len(modules)
 
 
@@ -111,14 +113,15 @@ def token_lengths(ctx: PackedContext, n: int) -> torch.Tensor:
 
 
 def set_token_lengths(model: torch.nn.Module, lengths: torch.Tensor | None) -> None:
-    """Hands the installed rotary modules the per-token sequence lengths of the next forward."""
-    for module in model.modules():
-        if hasattr(module, "_flexsp_raw_forward"):
-            module._flexsp_lengths = lengths
+    """Hands the installed rotary modules the per-token sequence lengths of the next forward.
+    They keep them until the next call: a model computes its rotary embeddings once per
+    forward, outside the decoder layers (`install` checks), so no recomputation needs them."""
+    for module in getattr(model, "_flexsp_rotary_modules", ()):
+        module._flexsp_lengths = lengths
 
 
 def has_per_sequence_rotary(model: torch.nn.Module) -> bool:
-    return any(hasattr(m, "_flexsp_raw_forward") for m in model.modules())
+    return bool(getattr(model, "_flexsp_rotary_modules", None))
 
 
 def _frequency_key(module, rope_type: str, length: int, layer_type: str | None) -> int:

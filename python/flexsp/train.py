@@ -25,7 +25,7 @@ from flexsp.cost_model import CostModel
 from flexsp.data import Dataset, TokenDataset, build_dataset
 from flexsp.distributed import exit_now, init_distributed
 from flexsp.engine import train_step
-from flexsp.evaluate import evaluate
+from flexsp.evaluate import evaluate, plan_eval_batches
 from flexsp.export import export_hf
 from flexsp.groups import GroupPool
 from flexsp.metrics import StepMeter, linear_weights, peak_tflops
@@ -142,6 +142,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
                  "peak %s TFLOP/s per rank", hf_config.model_type, str(dtype).removeprefix("torch."),
                  config.parallel.mixed_precision, kernel_for(device, dtype), meter.peak or "unknown")
 
+    eval_plans: list[Plan] = []
+    if eval_batches:
+        eval_plans, sources = plan_eval_batches(plan_source, eval_batches, cost_model)
+        if rank == 0:
+            log.info("evaluation: %d held-out batches, plans: %d from the planner, %d fallback",
+                     len(eval_plans), sources.count("planner"),
+                     len(sources) - sources.count("planner"))
+
     records = []
     train = config.train
     steps = train.steps
@@ -167,7 +175,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if rank == 0:
             metrics.train(records[-1])
         if eval_batches and due(step, train.eval_every, steps):
-            records[-1]["eval_loss"] = evaluate(model, eval_batches, cost_model, pool, rank,
+            records[-1]["eval_loss"] = evaluate(model, eval_batches, eval_plans, pool, rank,
                                                 world_size, device)
             if rank == 0:
                 metrics.eval(step + 1, records[-1]["eval_loss"],
