@@ -8,13 +8,18 @@ DATA := data/lengths
 # not committed; about a second).
 DEMO_DATA := out/data/python-docstrings
 
-.PHONY: demo test system-deps build build-debug venv test-swift test-python bench clean
+.PHONY: demo test system-deps build build-debug venv test-swift test-python wheel bench clean
 
 system-deps:
 	@scripts/ensure-system-deps.sh
 
 build: system-deps
 	swift build -c release --product flexsp
+
+# dist/flexsp-<version>-py3-none-manylinux_2_N_x86_64.whl: the runtime with the planner inside
+# (static Swift standard library, CBC and CLP), for machines without Swift or COIN-OR.
+wheel: system-deps venv
+	$(PY) scripts/build-wheel.py
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: python/pyproject.toml scripts/setup-venv.sh
@@ -23,13 +28,13 @@ $(VENV)/.installed: python/pyproject.toml scripts/setup-venv.sh
 test-swift: system-deps
 	swift test
 
-test-python: venv build
+test-python: venv build wheel
 	FLEXSP_BIN=$(abspath $(FLEXSP)) $(PY) -m pytest -q python/tests
 
 test: test-swift test-python
 
 $(DEMO_DATA)/meta.json: data/corpus/python-docstrings.txt data/tokenizer/tokenizer.json | venv
-	$(PY) -m flexsp.data prepare --tokenizer data/tokenizer \
+	$(PY) -m flexsp.prepare --tokenizer data/tokenizer \
 	  --input data/corpus/python-docstrings.txt --out $(DEMO_DATA) --overwrite --quiet
 
 demo: build venv $(DEMO_DATA)/meta.json
@@ -48,4 +53,4 @@ bench: system-deps
 	cd benchmarks && swift run -c release flexsp-bench $(BENCH_FLAGS)
 
 clean:
-	rm -rf .build $(VENV)
+	rm -rf .build $(VENV) dist

@@ -14,7 +14,7 @@ extension ClusterPreset {
     public static let all: [ClusterPreset] = [a100_40g_8x8]
 
     /// 8 nodes x 8 A100-40GB, NVLink inside a node, 400 Gbps InfiniBand between nodes, with the
-    /// paper's 30 GB solver budget (PAPER.md section 2).
+    /// paper's 30 GB solver budget (docs/PAPER.md section 2).
     public static let a100_40g_8x8 = ClusterPreset(
         name: "a100-40g-8x8", worldSize: 64, gpusPerNode: 8, memoryBudgetMB: 30_720,
         a2aBandwidthGBps: [2: 119.54, 4: 104.07, 8: 96.5, 16: 10.33, 32: 5.94, 64: 4.87],

@@ -1,4 +1,4 @@
-/// The per-group time and memory model of FlexSP (PAPER.md section 2, eq. 11-14).
+/// The per-group time and memory model of FlexSP (docs/PAPER.md section 2, eq. 11-14).
 ///
 /// For a sequence-parallel group of degree `d` holding sequences `S`:
 ///

@@ -27,21 +27,21 @@ extension ModelPreset {
     /// Every model preset, in the order `flexsp presets` lists them.
     public static let all: [ModelPreset] = [gpt7b, gpt13b, gpt30b, llama3_8b]
 
-    /// GPT-7B as fitted by the FlexSP authors on A100-40GB (PAPER.md section 2).
+    /// GPT-7B as fitted by the FlexSP authors on A100-40GB (docs/PAPER.md section 2).
     public static let gpt7b = ModelPreset(
         name: "gpt-7b", layers: 32, hidden: 4096, queryHeads: 64, kvHeads: 64,
         alpha1: 5.128e-6, alpha2: 0.1839576, beta1: 629.3563, activationMBPerToken: 4.480441895,
         billionsOfParameters: [(4_096, 6.51), (196_608, 7.1174), (393_216, 7.8499)],
         source: "FlexSP reference code, A100-40GB bf16 (PAPER.md section 2)")
 
-    /// GPT-13B as fitted by the FlexSP authors (PAPER.md section 2).
+    /// GPT-13B as fitted by the FlexSP authors (docs/PAPER.md section 2).
     public static let gpt13b = ModelPreset(
         name: "gpt-13b", layers: 40, hidden: 5120, queryHeads: 64, kvHeads: 64,
         alpha1: 9.2852e-6, alpha2: 0.3060189, beta1: 1132.5632, activationMBPerToken: 4.220439453,
         billionsOfParameters: [(4_096, 12.3568), (196_608, 13.1161), (393_216, 14.0316)],
         source: "FlexSP reference code, A100-40GB bf16 (PAPER.md section 2)")
 
-    /// GPT-30B as fitted by the FlexSP authors (PAPER.md section 2).
+    /// GPT-30B as fitted by the FlexSP authors (docs/PAPER.md section 2).
     public static let gpt30b = ModelPreset(
         name: "gpt-30b", layers: 60, hidden: 6656, queryHeads: 64, kvHeads: 64,
         alpha1: 15.4262e-6, alpha2: 0.8035742, beta1: 2789.3644, activationMBPerToken: 3.417381836,

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The plan document of DESIGN.md (version 1).
+/// The plan document of docs/DESIGN.md (version 1).
 extension Plan: Codable {
     enum CodingKeys: String, CodingKey {
         case version, strategy

@@ -1,6 +1,6 @@
 /// A plan for one global batch: which micro-batches run one after another, which
 /// sequence-parallel groups each one forms, and which sequences each group trains.
-/// Its JSON form is the contract with the runtime (DESIGN.md, "Plan").
+/// Its JSON form is the contract with the runtime (docs/DESIGN.md, "Plan").
 ///
 /// Build one with `Plan(strategy:costModel:sequences:microBatches:lowerBoundMS:solver:)`, which
 /// places groups on ranks and fills in every estimate; check one with `Simulator.violations(in:)`.
@@ -115,34 +115,41 @@ public struct Plan: Hashable, Sendable {
 }
 
 extension Plan {
-    /// Assembles a plan from micro-batches given as lists of (degree, sequence ids): places each
+    /// Assembles a plan from a schedule whose members are sequence ids: places each
     /// micro-batch's groups on aligned ranks (largest first, so every group starts at a multiple
     /// of its degree) and computes every estimate with the cost model.
     ///
     /// - Precondition: each micro-batch's degrees are powers of two summing to at most the
-    ///   world size; every id is in `sequences`.
+    ///   world size; every id is in `sequences` (an unknown id counts no tokens, and
+    ///   `Simulator.violations(in:)` reports it).
     public init(
-        strategy: String, costModel: CostModel, sequences: [Sequence],
-        assignment: [[(degree: Int, sequenceIDs: [Int])]], lowerBoundMS: Double, solver: Solver
+        strategy: String, costModel: CostModel, sequences: [Sequence], schedule: Schedule, lowerBoundMS: Double,
+        solver: Solver
     ) {
         var lengthOf: [Int: Int] = [:]
         for s in sequences { lengthOf[s.id] = s.length }
-        let microBatches = assignment.map { groups in
+        let length = { (id: Int) in lengthOf[id] }
+        let microBatches = schedule.microBatches.map { groups in
             var nextRank = 0
             let placed = groups.sorted { $0.degree > $1.degree }.map { group in
-                let lengths = group.sequenceIDs.map { lengthOf[$0]! }
+                let lengths = group.members.compactMap(length)
                 let tokens = lengths.reduce(0, +)
                 defer { nextRank += group.degree }
                 return Group(
-                    degree: group.degree, firstRank: nextRank, sequenceIDs: group.sequenceIDs, tokens: tokens,
+                    degree: group.degree, firstRank: nextRank, sequenceIDs: group.members, tokens: tokens,
                     estMS: costModel.groupTime(lengths: lengths, degree: group.degree),
                     memoryMB: costModel.groupMemoryMB(tokens: tokens, degree: group.degree))
             }
-            return MicroBatch(estMS: placed.map(\.estMS).max() ?? 0, groups: placed)
+            return MicroBatch(estMS: Schedule.makespan(of: groups, model: costModel, length: length), groups: placed)
         }
         self.init(
             strategy: strategy, worldSize: costModel.worldSize, costModel: costModel, sequences: sequences,
-            microBatches: microBatches, estStepMS: microBatches.reduce(0) { $0 + $1.estMS },
+            microBatches: microBatches, estStepMS: schedule.stepTime(model: costModel, length: length),
             lowerBoundMS: lowerBoundMS, solver: solver)
+    }
+
+    /// The plan's groups as a schedule whose members are sequence ids (ranks left out).
+    public var schedule: Schedule {
+        Schedule(microBatches.map { $0.groups.map { Schedule.Group(degree: $0.degree, members: $0.sequenceIDs) } })
     }
 }

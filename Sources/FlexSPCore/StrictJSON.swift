@@ -1,3 +1,5 @@
+import Foundation
+
 /// A strict RFC 8259 syntax check, run on every JSON document and request before it is
 /// decoded. Foundation's decoders on Linux accept more than the RFC (trailing commas, for
 /// one) and silently keep the last of duplicate keys; this check refuses both, and also
@@ -216,5 +218,14 @@ public enum StrictJSON {
                 throw fail("the number \(text.quotedForMessage(limit: 30)) is out of range", at: start)
             }
         }
+    }
+}
+
+extension JSONEncoder {
+    /// The encoder for every document FlexSP writes: sorted keys so output is reproducible.
+    public static var flexsp: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
     }
 }

@@ -1,5 +1,5 @@
 /// A training dataset seen as its sequence lengths, cut into global batches the way the
-/// reference system does it (shared/data/lengths/README.md).
+/// reference system does it (data/lengths/README.md).
 ///
 ///     let lengths = try LengthFile.parse(text, source: "wikipedia.txt")
 ///     let workload = try Workload(lengths: lengths, source: "wikipedia.txt", batchSize: 512,

@@ -64,3 +64,34 @@ public struct Comparison: Sendable {
         return results
     }
 }
+
+extension Comparison {
+    /// What a comparison reports: the strategies asked for, and the references their speedups
+    /// are measured against.
+    public struct Outcome: Sendable {
+        /// The results of the strategies asked for, in their order.
+        public var results: [Result]
+        /// `static` (the smallest degree that holds the dataset's longest sequence), which every
+        /// speedup is measured against.
+        public var baseline: Result
+        /// `batch-ada`'s results, if it was asked for: the second reference.
+        public var batchAdaptive: Result?
+    }
+
+    /// Plans every batch with every strategy, as `run` does, and also with `static` when it is
+    /// not among them: speedups are always measured against it, so it is planned even when not
+    /// asked for (and then left out of `results`).
+    ///
+    /// - Throws: what `run` throws.
+    public func compare(
+        batches: [[Int]], costModel: CostModel, strategies: [Strategy], progress: (String) -> Void = { _ in }
+    ) throws(PlanningError) -> Outcome {
+        let staticIndex = strategies.firstIndex { if case .staticDegree(nil) = $0 { true } else { false } }
+        let planned = staticIndex == nil ? strategies + [.staticDegree(nil)] : strategies
+        let results = try run(batches: batches, costModel: costModel, strategies: planned, progress: progress)
+        return Outcome(
+            results: staticIndex == nil ? Array(results.dropLast()) : results,
+            baseline: results[staticIndex ?? results.count - 1],
+            batchAdaptive: results.first { $0.strategy == Strategy.batchAdaptive.description })
+    }
+}

@@ -63,7 +63,7 @@ public struct Planner: Sendable {
         let bound = LowerBound.stepTime(batch, mode: self.bound)
         let wall = (clock.now - started).seconds * 1000
         let plan = Plan(strategy: resolved.description, costModel: batch.costModel, sequences: batch.sequences,
-                    assignment: solution.microBatches.map { $0.map { (degree: $0.degree, sequenceIDs: $0.sequenceIDs) } }, lowerBoundMS: bound,
+                    schedule: solution.schedule, lowerBoundMS: bound,
                     solver: .init(name: strategy.description, wallMS: wall))
         // A plan document cannot carry infinities: refuse rather than write one.
         guard plan.estStepMS.isFinite, plan.lowerBoundMS.isFinite else { throw .estimateOverflow }

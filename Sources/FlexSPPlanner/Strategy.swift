@@ -2,7 +2,7 @@ import Foundation
 import FlexSPCore
 
 /// A way to plan a batch. Every strategy emits the same plan document and is scored by the
-/// same simulator (DESIGN.md, "Strategies the planner offers").
+/// same simulator (docs/DESIGN.md, "Strategies the planner offers").
 public enum Strategy: Hashable, Sendable, CustomStringConvertible {
     /// Heterogeneous groups per micro-batch: our solver.
     case flexsp

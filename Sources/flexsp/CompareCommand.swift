@@ -27,10 +27,9 @@ struct CompareCommand: ParsableCommand {
     var steps: Int = 20
 
     @Option(help: "Comma-separated: flexsp, milp, batch-ada, static, static:D, megatron-dcp.")
-    var strategies: String = "flexsp,milp,batch-ada,static,megatron-dcp"
+    var strategies = StrategyList([.flexsp, .milp, .batchAdaptive, .staticDegree(nil), .megatronDCP])
 
-    @Option(name: .customLong("milp-time-limit"), help: "Seconds the milp strategy may spend per batch.")
-    var milpTimeLimit: Double = 10
+    @OptionGroup var planner: PlannerOptions
 
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
@@ -40,40 +39,24 @@ struct CompareCommand: ParsableCommand {
 
     func validate() throws {
         guard (1 ... 100_000).contains(steps) else { throw ValidationError("--steps must be between 1 and 100000, got \(steps)") }
-        try checkMILPTimeLimit(milpTimeLimit)
-        _ = try parsedStrategies()
         // Fail before planning, not after: the chart's path must be writable.
         if let plot { try checkWritable(plot) }
     }
 
-    func parsedStrategies() throws -> [Strategy] {
-        let list = try strategies.split(separator: ",", omittingEmptySubsequences: false).map { try Strategy(parsing: String($0)) }
-        guard !list.isEmpty else { throw ValidationError("--strategies is empty") }
-        return list
-    }
-
     func run() throws {
         let model = try costModel.resolve()
-        let data = try workload.load(costModel: model, maxContext: costModel.context)
+        let data = try workload.load(costModel: model, maxContext: costModel.maxContext.tokens)
         try data.requireBatches(steps)
         if data.dropped > 0 {
             printError("\(data.source): dropped \(data.dropped) sequences longer than \(data.rule.maxLength) tokens")
         }
-        let planner = Planner(milpTimeLimitSeconds: milpTimeLimit, datasetLongest: data.lengths.max(), bound: costModel.bound)
-        var list = try parsedStrategies()
-        // Speedups are measured against `static`; plan it even when it is not asked for.
-        let staticIndex = list.firstIndex { if case .staticDegree(nil) = $0 { true } else { false } }
-        if staticIndex == nil { list.append(.staticDegree(nil)) }
-        let batches = (0 ..< steps).map { data.batch($0) }
-        let results = try Comparison(planner: planner).run(
-            batches: batches, costModel: model, strategies: list, progress: { printError($0) })
-        let baseline = results[staticIndex ?? results.count - 1]
-        let shown = staticIndex == nil ? Array(results.dropLast()) : results
-        let batchAda = results.first { $0.strategy == "batch-ada" }
+        let outcome = try Comparison(planner: planner.planner(datasetLongest: data.lengths.max())).compare(
+            batches: (0 ..< steps).map { data.batch($0) }, costModel: model, strategies: strategies.strategies,
+            progress: { printError($0) })
         let report = ComparisonReport(
             model: costModel.modelLabel, cluster: costModel.clusterLabel, dataset: workload.datasetLabel,
-            worldSize: model.worldSize, maxContext: costModel.maxContext, batchSize: workload.batchSize, steps: steps,
-            dropped: data.dropped, results: shown, staticResult: baseline, batchAdaResult: batchAda)
+            worldSize: model.worldSize, maxContext: costModel.maxContext.description, batchSize: workload.batchSize, steps: steps,
+            dropped: data.dropped, results: outcome.results, staticResult: outcome.baseline, batchAdaResult: outcome.batchAdaptive)
         if json {
             FileHandle.standardOutput.write(try report.jsonData() + Data("\n".utf8))
         } else {
@@ -81,7 +64,7 @@ struct CompareCommand: ParsableCommand {
         }
         if let plot {
             let chart = ComparisonChart(
-                results: shown, baseline: baseline,
+                results: outcome.results, baseline: outcome.baseline,
                 subtitle: "\(report.model) on \(report.cluster) (\(model.worldSize) GPUs), max context \(report.maxContext), "
                     + "\(report.dataset): \(steps) batches of \(report.batchSize)")
             try writeFile(chart.svg(), to: plot)

@@ -12,7 +12,7 @@ struct CostModelOptions: ParsableArguments {
     var cluster: String = "a100-40g-8x8"
 
     @Option(name: .customLong("max-context"), help: "Longest trained sequence, e.g. 192K or 384K.")
-    var maxContext: String = "384K"
+    var maxContext = ContextLength(tokens: 384 * 1024)
 
     @Option(name: .customLong("world-size"), help: "GPUs in the cluster (a power of two; default: the cluster preset's).")
     var worldSize: Int?
@@ -20,26 +20,18 @@ struct CostModelOptions: ParsableArguments {
     @Option(name: .customLong("cost-model"), help: "A cost-model JSON document; replaces the preset flags.")
     var costModelFile: String?
 
-    @Option(help: "Lower bound plans state: quick (closed form) or thorough (linear programs: tighter, slower).")
-    var bound: BoundMode = .quick
-
     func validate() throws {
-        guard ContextLength(maxContext) != nil else {
-            throw ValidationError("--max-context \(maxContext.quotedForMessage()) is not a length like 192K, 384K or 65536 (at most 2^40 tokens)")
-        }
         if let worldSize, !(1 ... Limits.maxWorldSize).contains(worldSize) {
             throw ValidationError("--world-size must be a power of two between 1 and \(Limits.maxWorldSize), got \(worldSize)")
         }
     }
-
-    var context: Int { ContextLength(maxContext)!.tokens }
 
     func resolve() throws -> CostModel {
         if let path = costModelFile {
             let data = try readFile(path)
             do { return try CostModel(json: data) } catch { throw CLIError.invalidDocument(path: path, reason: "\(error)") }
         }
-        let preset = try CostModel.preset(model: model, cluster: cluster, maxContext: context, worldSize: worldSize)
+        let preset = try CostModel.preset(model: model, cluster: cluster, maxContext: maxContext.tokens, worldSize: worldSize)
         try preset.validatePreset()
         return preset
     }
@@ -48,5 +40,3 @@ struct CostModelOptions: ParsableArguments {
     var modelLabel: String { costModelFile == nil ? model : "custom" }
     var clusterLabel: String { costModelFile.map { ($0 as NSString).lastPathComponent } ?? cluster }
 }
-
-extension BoundMode: ExpressibleByArgument {}

@@ -93,7 +93,8 @@ func writeFile(_ text: String, to path: String) throws {
     var template = Array("\(folder)/.flexsp-XXXXXX".utf8CString)
     let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
     guard fd >= 0 else { throw CLIError.unwritable(path: path, reason: systemError(errno)) }
-    let temporary = String(cString: template)
+    // mkstemp filled in the X's; the name ends at the terminating NUL.
+    let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     var done = false
     defer {
         if !done { unlink(temporary) }
@@ -120,12 +121,4 @@ func writeFile(_ text: String, to path: String) throws {
     try checkWritable(path)
     guard rename(temporary, path) == 0 else { throw CLIError.unwritable(path: path, reason: systemError(errno)) }
     done = true
-}
-
-/// Checks a `--milp-time-limit`: a finite number of seconds above 0 and at most
-/// `Limits.maxMILPTimeLimitSeconds`.
-func checkMILPTimeLimit(_ seconds: Double) throws {
-    guard seconds.isFinite, seconds > 0, seconds <= Limits.maxMILPTimeLimitSeconds else {
-        throw ValidationError("--milp-time-limit must be a number of seconds above 0 and at most \(Int(Limits.maxMILPTimeLimitSeconds)), got \(seconds)")
-    }
 }

@@ -21,23 +21,20 @@ struct PlanCommand: ParsableCommand {
     var step: Int = 0
 
     @Option(help: "flexsp, milp, batch-ada, static, static:D or megatron-dcp.")
-    var strategy: String = "flexsp"
+    var strategy: Strategy = .flexsp
 
-    @Option(name: .customLong("milp-time-limit"), help: "Seconds the milp strategy may spend on the batch.")
-    var milpTimeLimit: Double = 10
+    @OptionGroup var planner: PlannerOptions
 
     @Flag(help: "Print the plan document (JSON) instead of a summary.")
     var json = false
 
     func validate() throws {
         guard step >= 0 else { throw ValidationError("--step must be 0 or more, got \(step)") }
-        try checkMILPTimeLimit(milpTimeLimit)
-        _ = try Strategy(parsing: strategy)
     }
 
     func run() throws {
         let model = try costModel.resolve()
-        let data = try workload.load(costModel: model, maxContext: costModel.context)
+        let data = try workload.load(costModel: model, maxContext: costModel.maxContext.tokens)
         guard step < data.batchCount else {
             throw ValidationError("--step \(step) is past the last batch: \(data.source) holds \(data.batchCount) full batches of \(data.batchSize) "
                 + (data.batchCount > 0 ? " (steps 0 to \(data.batchCount - 1))" : ""))
@@ -45,8 +42,8 @@ struct PlanCommand: ParsableCommand {
         if data.dropped > 0 {
             printError("\(data.source): dropped \(data.dropped) sequences longer than \(data.rule.maxLength) tokens")
         }
-        let planner = Planner(milpTimeLimitSeconds: milpTimeLimit, datasetLongest: data.lengths.max(), bound: costModel.bound)
-        let plan = try planner.plan(Batch(lengths: data.batch(step), costModel: model), strategy: Strategy(parsing: strategy))
+        let plan = try planner.planner(datasetLongest: data.lengths.max())
+            .plan(Batch(lengths: data.batch(step), costModel: model), strategy: strategy)
         if json {
             FileHandle.standardOutput.write(plan.jsonData() + Data("\n".utf8))
         } else {

@@ -20,7 +20,7 @@ struct PresetsCommand: ParsableCommand {
     var cluster: String?
 
     @Option(name: .customLong("max-context"), help: "Max context for --model, e.g. 384K (the default).")
-    var maxContext: String?
+    var maxContext: ContextLength?
 
     @Option(name: .customLong("world-size"), help: "GPUs for --model (default: the cluster's).")
     var worldSize: Int?
@@ -37,37 +37,14 @@ struct PresetsCommand: ParsableCommand {
 
     func run() throws {
         if let model {
-            let maxContext = maxContext ?? "384K"
-            guard let context = ContextLength(maxContext) else {
-                throw ValidationError("--max-context \(maxContext.quotedForMessage()) is not a length like 192K, 384K or 65536 (at most 2^40 tokens)")
-            }
+            let context = maxContext ?? ContextLength(tokens: 384 * 1024)
             let costModel = try CostModel.preset(model: model, cluster: cluster ?? "a100-40g-8x8", maxContext: context.tokens, worldSize: worldSize)
             try costModel.validatePreset()
             FileHandle.standardOutput.write(costModel.jsonData() + Data("\n".utf8))
             return
         }
         if json {
-            let document: [String: Any] = [
-                "schema_version": CostModel.schemaVersion,
-                "models": ModelPreset.all.map { m in
-                    [
-                        "name": m.name, "layers": m.layers, "hidden": m.hidden, "query_heads": m.queryHeads,
-                        "kv_heads": m.kvHeads, "max_degree": m.maxDegree, "alpha1_ms": m.alpha1, "alpha2_ms": m.alpha2,
-                        "beta1_ms": m.beta1, "activation_mb_per_token": m.activationMBPerToken,
-                        "a2a_mb_per_token": m.a2aMBPerToken, "source": m.source,
-                        "billions_of_parameters": m.billionsOfParameters.map { ["max_context": $0.context, "billions": $0.billions] },
-                    ] as [String: Any]
-                },
-                "clusters": ClusterPreset.all.map { c in
-                    [
-                        "name": c.name, "world_size": c.worldSize, "gpus_per_node": c.gpusPerNode,
-                        "memory_budget_mb": c.memoryBudgetMB, "source": c.source,
-                        "a2a_bandwidth_gbps": Dictionary(uniqueKeysWithValues: c.a2aBandwidthGBps.map { (String($0.key), $0.value) }),
-                    ] as [String: Any]
-                },
-            ]
-            let data = try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            FileHandle.standardOutput.write(PresetCatalog().jsonData() + Data("\n".utf8))
             return
         }
         print("Models (constants in ms, MB):")

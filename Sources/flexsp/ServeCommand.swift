@@ -21,21 +21,14 @@ struct ServeCommand: ParsableCommand {
 
     @OptionGroup var costModel: CostModelOptions
 
+    @OptionGroup var planner: PlannerOptions
+
     @Option(help: "Default strategy for requests that name none.")
-    var strategy: String = "flexsp"
-
-    @Option(name: .customLong("milp-time-limit"), help: "Seconds the milp strategy may spend per request.")
-    var milpTimeLimit: Double = 10
-
-    func validate() throws {
-        _ = try Strategy(parsing: strategy)
-        try checkMILPTimeLimit(milpTimeLimit)
-    }
+    var strategy: Strategy = .flexsp
 
     func run() throws {
         let service = PlanService(
-            costModel: try costModel.resolve(), strategy: try Strategy(parsing: strategy),
-            planner: Planner(milpTimeLimitSeconds: milpTimeLimit, bound: costModel.bound))
+            costModel: try costModel.resolve(), strategy: strategy, planner: planner.planner())
         var lines = RequestLines(limit: Limits.maxDocumentBytes)
         while let line = lines.next() {
             let reply: Data

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import FlexSPCore
 
-/// Expected values are computed by hand from PAPER.md section 2.
+/// Expected values are computed by hand from docs/PAPER.md section 2.
 @Suite struct CostModelTests {
     let gpt7b = try! CostModel.preset(model: "gpt-7b", cluster: "a100-40g-8x8", maxContext: 393_216)
 

@@ -114,7 +114,7 @@ import Testing
     @Test func hostilePlansAreRejectedNotTrapped() {
         let sequences = [Plan.Sequence(id: 0, length: 100), Plan.Sequence(id: 1, length: 200)]
         let plan = Plan(strategy: "x", costModel: preset, sequences: sequences,
-                        assignment: [[(degree: 1, sequenceIDs: [0]), (degree: 1, sequenceIDs: [1])]],
+                        schedule: Schedule([[.init(degree: 1, members: [0]), .init(degree: 1, members: [1])]]),
                         lowerBoundMS: 0, solver: .init(name: "x", wallMS: 0))
         #expect(Simulator.violations(in: plan).isEmpty)
         func violations(_ change: (inout Plan) -> Void) -> [PlanViolation] {

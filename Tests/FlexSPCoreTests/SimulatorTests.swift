@@ -9,7 +9,7 @@ import Testing
     /// Two micro-batches: <4,2,1,1> and <8>.
     var valid: Plan {
         Plan(strategy: "test", costModel: model, sequences: sequences,
-             assignment: [[(1, [2]), (4, [1]), (2, [0]), (1, [3])], [(8, [4])]],
+             schedule: Schedule([[.init(degree: 1, members: [2]), .init(degree: 4, members: [1]), .init(degree: 2, members: [0]), .init(degree: 1, members: [3])], [.init(degree: 8, members: [4])]]),
              lowerBoundMS: 0, solver: .init(name: "test", wallMS: 0))
     }
 

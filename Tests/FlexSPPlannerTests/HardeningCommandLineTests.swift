@@ -26,7 +26,7 @@ extension CommandLineTests {
         // Without --model these flags would be ignored: refused rather than a silent exit 0.
         try expectRefused(["presets", "--world-size", "4611686018427387904"], "give --model too")
         try expectRefused(["presets", "--max-context", "192K"], "give --model too")
-        try expectRefused(["plan", "--lengths", lengths, "--max-context", "9007199254740993K"], "--max-context '9007199254740993K'")
+        try expectRefused(["plan", "--lengths", lengths, "--max-context", "9007199254740993K"], "'9007199254740993K' is invalid for '--max-context")
         try expectRefused(["plan", "--lengths", lengths, "--world-size", "2"], "over the 30720 MB budget")
         try expectRefused(["plan", "--lengths", lengths, "--batch-size", "100000"], "--batch-size must be between 1 and 8192")
         for limit in ["nan", "inf", "1e300", "0", "-1"] {
@@ -34,6 +34,10 @@ extension CommandLineTests {
             try expectRefused(["serve", "--milp-time-limit=\(limit)"], "--milp-time-limit must be", input: "")
         }
         try expectRefused(["compare", "--lengths", lengths, "--milp-time-limit", "nan"], "--milp-time-limit must be")
+        try expectRefused(["plan", "--lengths", lengths, "--strategy", "static:x"], "'static:x' is invalid for '--strategy")
+        try expectRefused(["serve", "--strategy", "fastest"], "'fastest' is invalid for '--strategy", input: "")
+        try expectRefused(["compare", "--lengths", lengths, "--strategies", "flexsp,,static"], "'flexsp,,static' is invalid for '--strategies")
+        try expectRefused(["presets", "--model", "gpt-7b", "--max-context=-3K"], "'-3K' is invalid for '--max-context")
         let file = try temporaryFile("1234567890123456789\n")
         try expectRefused(["plan", "--lengths", file, "--batch-size", "1"], ":1: length '1234567890123456789' is over the limit")
         try expectRefused(["plan", "--lengths", "/tmp"], "cannot read /tmp: it is a directory")

@@ -49,7 +49,7 @@ import Testing
             let solved = try #require(exact.solveMicroBatch(ids: batch.ids, lengths: batch.lengths, model: model, seconds: 30))
             guard solved.proven else { continue }
             proven += 1
-            let optimum = solved.groups.map(\.time).max()!
+            let optimum = solved.makespan
             let work = batch.lengths.reduce(0.0) { $0 + model.minimumWork(length: $1)! }
             #expect(optimum <= 2 * model.beta1 + work / Double(model.worldSize), "\(instance): a second micro-batch is not ruled out")
 

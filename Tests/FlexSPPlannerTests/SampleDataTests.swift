@@ -36,3 +36,29 @@ import Testing
         }
     }
 }
+
+/// `flexsp compare`'s rule, in the library: speedups are measured against `static`, planned
+/// whether or not it was asked for.
+@Suite struct ComparisonTests {
+    let model = try! CostModel.preset(model: "gpt-7b", cluster: "a100-40g-8x8", maxContext: 393_216)
+    let batches = [[200_000, 90_000, 8_000, 4_000, 1_000, 500], [30_000, 20_000, 10_000, 7_000]]
+
+    @Test func staticIsPlannedWhenNotAskedForAndLeftOutOfTheResults() throws {
+        let comparison = Comparison(planner: Planner(datasetLongest: 200_000))
+        let outcome = try comparison.compare(batches: batches, costModel: model, strategies: [.flexsp, .batchAdaptive])
+        #expect(outcome.results.map(\.strategy) == ["flexsp", "batch-ada"])
+        // The dataset's longest sequence fixes the degree.
+        #expect(outcome.baseline.strategy == "static:\(model.minimumDegree(length: 200_000)!)")
+        #expect(outcome.baseline.stepMS.count == batches.count)
+        #expect(outcome.batchAdaptive?.stepMS == outcome.results[1].stepMS)
+    }
+
+    @Test func staticAskedForIsTheBaselineAndStaysInPlace() throws {
+        let comparison = Comparison(planner: Planner(datasetLongest: 200_000))
+        let outcome = try comparison.compare(batches: batches, costModel: model, strategies: [.staticDegree(nil), .flexsp])
+        #expect(outcome.results.map(\.strategy) == [outcome.baseline.strategy, "flexsp"])
+        #expect(outcome.results[0].stepMS == outcome.baseline.stepMS)
+        #expect(outcome.batchAdaptive == nil)
+        #expect(outcome.results[1].meanStepMS <= outcome.baseline.meanStepMS * (1 + 1e-9))
+    }
+}

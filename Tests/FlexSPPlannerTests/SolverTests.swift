@@ -64,6 +64,6 @@ import Testing
         let solution = try FlexSPSolver().solve(batch)
         let optimum = BruteForce.optimalStep(lengths: lengths, model: model)
         #expect(abs(solution.stepTime - optimum) < 1e-6)
-        #expect(solution.microBatches.count == 1)
+        #expect(solution.schedule.microBatches.count == 1)
     }
 }

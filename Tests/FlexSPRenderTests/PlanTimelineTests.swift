@@ -41,7 +41,7 @@ func handPlan() throws -> Plan {
     let lengths = [16_384, 8_192, 4_096, 2_048, 1_024, 512, 24_000]
     let sequences = lengths.enumerated().map { Plan.Sequence(id: $0.offset, length: $0.element) }
     return Plan(strategy: "flexsp", costModel: model, sequences: sequences,
-                assignment: [[(4, [0]), (2, [1]), (1, [2, 5]), (1, [3, 4])], [(8, [6])]],
+                schedule: Schedule([[.init(degree: 4, members: [0]), .init(degree: 2, members: [1]), .init(degree: 1, members: [2, 5]), .init(degree: 1, members: [3, 4])], [.init(degree: 8, members: [6])]]),
                 lowerBoundMS: 1000, solver: .init(name: "flexsp", wallMS: 1))
 }
 

@@ -270,3 +270,9 @@ def build_dataset(config: Config, vocab_size: int) -> Dataset:
         return SyntheticDataset(load_lengths(data.lengths), data.batch_sequences,
                                 data.max_seq_len, vocab_size, config.train.seed)
     raise ValueError(f"data.source must be 'tokens', 'corpus' or 'synthetic', not {data.source!r}")
+
+
+if __name__ == "__main__":
+    # Not a command: say where the command is rather than exit 0 having done nothing.
+    raise SystemExit("flexsp.data is a library module; prepare a corpus with: "
+                     "python -m flexsp.prepare --tokenizer DIR --input FILE --out DIR")

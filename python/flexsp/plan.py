@@ -10,7 +10,7 @@ head count decide. `check_plan` is pure (no collectives).
 
 `assemble_plan` is the one way the runtime builds a plan (its fallback, the profiler's shapes):
 it places each micro-batch's groups on aligned ranks, largest first, and fills in every estimate
-from the cost model, as the planner's `Plan.init(strategy:costModel:sequences:assignment:...)`.
+from the cost model, as the planner's `Plan.init(strategy:costModel:sequences:schedule:...)`.
 `fallback_plan` is the runtime's own safe plan for when the planner is late, dead or wrong: one
 degree for the batch (the smallest that holds the longest sequence), sequences packed first-fit
 decreasing. It is valid by construction, never clever.
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from flexsp.contract import MAX_SEQUENCE_LENGTH, ContractError, integer, number, parse_document
 from flexsp.cost_model import CostModel, CostModelError
@@ -236,13 +236,14 @@ def violations(plan: Plan, cost_model: CostModel | None = None) -> list[str]:
                 found.append(f"{at}.memory_mb is {group.memory_mb:.3f} but the cost model gives {memory:.3f}")
             slowest = max(slowest, time)
         spans = sorted((group.first_rank, g) for g, group in enumerate(mb.groups))
-        reach, owner = -1, -1
+        widest: tuple[int, int] | None = None  # (end rank, group) of the span reaching furthest so far
         for first, g in spans:
-            if first < reach:
+            if widest is not None and first < widest[0]:
+                owner = widest[1]
                 found.append(f"micro_batches[{m}]: groups[{min(owner, g)}] and groups[{max(owner, g)}] share ranks")
             end = first + mb.groups[g].degree
-            if end > reach:
-                reach, owner = end, g
+            if widest is None or end > widest[0]:
+                widest = (end, g)
         if not _close(mb.est_ms, slowest):
             found.append(f"micro_batches[{m}].est_ms is {mb.est_ms:.3f} but the cost model gives {slowest:.3f}")
         total += slowest
@@ -291,16 +292,23 @@ def check_plan(plan: Plan | dict, cost_model: CostModel, lengths: list[int] | No
 # -- building --------------------------------------------------------------------------------
 
 
+class GroupAssignment(NamedTuple):
+    """One group of a micro-batch before it is placed on ranks: its degree and its sequences
+    (the mirror of Swift's `Schedule.Group`)."""
+    degree: int
+    sequence_ids: list[int]
+
+
 def assemble_plan(strategy: str, cost_model: CostModel, lengths: list[int],
-                  assignment: list[list[tuple[int, list[int]]]], solver: str = "runtime") -> Plan:
+                  schedule: list[list[GroupAssignment]], solver: str = "runtime") -> Plan:
     """A plan from micro-batches given as (degree, sequence ids) groups: each micro-batch's
     groups placed largest first on consecutive aligned ranks, every estimate from `cost_model`.
     Sequence ids are 0..K-1 in `lengths` order; degrees must be powers of two whose sum fits
     the world (checked by `violations`, not here)."""
     micro_batches = []
-    for groups in assignment:
+    for groups in schedule:
         placed, next_rank = [], 0
-        for degree, ids in sorted(groups, key=lambda group: -group[0]):
+        for degree, ids in sorted(groups, key=lambda group: -group.degree):
             group_lengths = [lengths[i] for i in ids]
             tokens = sum(group_lengths)
             placed.append(Group(degree, next_rank, tuple(ids), tokens, cost_model.group_time(group_lengths, degree),
@@ -341,9 +349,9 @@ def fallback_plan(lengths: list[int], cost_model: CostModel) -> Plan:
             bins.append([sid])
             used.append(lengths[sid])
     per_micro_batch = cost_model.world_size // degree
-    assignment = [[(degree, ids) for ids in bins[start:start + per_micro_batch]]
+    schedule = [[GroupAssignment(degree, ids) for ids in bins[start:start + per_micro_batch]]
                   for start in range(0, len(bins), per_micro_batch)]
-    return assemble_plan("fallback", cost_model, lengths, assignment, solver="runtime-fallback")
+    return assemble_plan("fallback", cost_model, lengths, schedule, solver="runtime-fallback")
 
 
 def plan_shape(plan: Plan) -> str:

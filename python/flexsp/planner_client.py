@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import threading
 import time
@@ -37,21 +36,15 @@ import torch.distributed as dist
 from flexsp.contract import ContractError, loads_strict
 from flexsp.cost_model import CostModel
 from flexsp.plan import Plan, PlanError, check_plan, fallback_plan
+from flexsp.planner_binary import find_planner_binary
 
 log = logging.getLogger("flexsp.planner")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 _MAX_KEPT_REPLIES = 64
 
 
 class PlannerError(RuntimeError):
     """The planner gave no usable reply: late, dead, or it answered with an error."""
-
-
-def find_planner_binary() -> str | None:
-    """$FLEXSP_BIN, else <repo>/.build/release/flexsp; None if neither is an executable file."""
-    candidate = os.environ.get("FLEXSP_BIN") or str(REPO_ROOT / ".build" / "release" / "flexsp")
-    return candidate if os.path.isfile(candidate) and os.access(candidate, os.X_OK) else None
 
 
 def _reply_id(reply: object) -> int | None:

@@ -32,7 +32,7 @@ from flexsp.engine import train_step
 from flexsp.groups import GroupPool
 from flexsp.model import load_hf_config
 from flexsp.parallelize import build_sharded_model
-from flexsp.plan import Plan, assemble_plan, check_plan
+from flexsp.plan import GroupAssignment, Plan, assemble_plan, check_plan
 from flexsp.profile_document import ProfileOptions, describe, int_list, profile
 
 log = logging.getLogger("flexsp.profile_check")
@@ -68,9 +68,9 @@ def shaped_plan(lengths: list[int], degrees: list[int], cost_model: CostModel, w
         micro_batches += 1
         if micro_batches > len(lengths):
             raise ValueError(f"a sequence fits no group of shape {degrees}")
-    assignment = [[(degree, members[(m, g)]) for g, degree in enumerate(degrees) if members[(m, g)]]
-                  for m in range(micro_batches)]
-    return check_plan(assemble_plan("fixed-shape", cost_model, lengths, assignment, solver="profile-check"),
+    schedule = [[GroupAssignment(degree, members[(m, g)]) for g, degree in enumerate(degrees) if members[(m, g)]]
+                for m in range(micro_batches)]
+    return check_plan(assemble_plan("fixed-shape", cost_model, lengths, schedule, solver="profile-check"),
                       cost_model, lengths)
 
 

@@ -24,7 +24,7 @@ from flexsp.engine import forward_backward
 from flexsp.groups import GroupPool
 from flexsp.model import ModelShape, build_model, decoder_layers, forward_logits
 from flexsp.parallelize import apply_activation_checkpointing
-from flexsp.plan import Plan, assemble_plan
+from flexsp.plan import GroupAssignment, Plan, assemble_plan
 from flexsp.profile_fit import Sample
 
 log = logging.getLogger("flexsp.profile")
@@ -70,8 +70,8 @@ def uniform_plan(world_size: int, degree: int, length: int, count: int = 1) -> t
                          memory_budget_mb=math.inf, model_states_mb=0.0, activation_mb_per_token=1.0,
                          alpha1_ms=0.0, alpha2_ms=0.0, beta1_ms=0.0, a2a_mb_per_token=0.0,
                          a2a_bandwidth_gbps=(), max_degree=world_size)
-    assignment = [[(degree, list(range(g * count, (g + 1) * count))) for g in range(groups)]]
-    plan = assemble_plan("profile", stand_in, [length] * len(sequences), assignment, solver="profile")
+    schedule = [[GroupAssignment(degree, list(range(g * count, (g + 1) * count))) for g in range(groups)]]
+    plan = assemble_plan("profile", stand_in, [length] * len(sequences), schedule, solver="profile")
     return plan, GlobalBatch(0, sequences)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import cost_model_for, job_model, make_plan, restamp
 from flexsp.cost_model import CostModel
-from flexsp.plan import (Plan, PlanError, assemble_plan, check_plan, fallback_plan, plan_shape,
+from flexsp.plan import (GroupAssignment, Plan, PlanError, assemble_plan, check_plan, fallback_plan, plan_shape,
                          step_time, violations)
 
 LENGTHS = [900, 40, 300, 7, 2000]
@@ -175,7 +175,7 @@ def test_fallback_uses_the_bandwidth_of_the_nearest_listed_degree():
 
 
 def test_assemble_places_groups_largest_first_on_aligned_ranks():
-    plan = assemble_plan("t", JOB, LENGTHS, [[(1, [0]), (2, [4]), (1, [1, 2])], [(4, [3])]])
+    plan = assemble_plan("t", JOB, LENGTHS, [[GroupAssignment(1, [0]), GroupAssignment(2, [4]), GroupAssignment(1, [1, 2])], [GroupAssignment(4, [3])]])
     assert [(g.degree, g.first_rank) for g in plan.micro_batches[0].groups] == [(2, 0), (1, 2), (1, 3)]
     assert violations(plan) == []
 

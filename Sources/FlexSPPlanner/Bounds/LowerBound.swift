@@ -40,7 +40,7 @@ public enum LowerBound {
         let n = Double(model.worldSize)
         var work = 0.0
         var longest = batch.lengths[0]
-        var longestTime = -1.0
+        var longestTime = -Double.infinity
         for length in batch.lengths {
             work += model.minimumWork(length: length)!
             let time = model.minimumTime(length: length)!

@@ -38,7 +38,7 @@ public struct MegatronDCPSolver: Sendable {
     }
 
     /// The plan as groups of batch indices, per micro-batch.
-    func schedule(_ batch: Batch) throws(PlanningError) -> [[GroupPacker.Group]] {
+    func schedule(_ batch: Batch) throws(PlanningError) -> Schedule {
         let model = batch.costModel
         let perRank = model.tokenCapacity(degree: 1)
         guard perRank >= 1 else {
@@ -52,7 +52,7 @@ public struct MegatronDCPSolver: Sendable {
             microBatches.append(groups.map { GroupPacker.Group(degree: $0.size, members: $0.members) })
             remaining = leftovers
         }
-        return microBatches
+        return Schedule(microBatches)
     }
 
     /// One group of a micro-batch being formed: consecutive ranks, in opening order.
@@ -94,7 +94,7 @@ public struct MegatronDCPSolver: Sendable {
             let length = lengths[i]
             let smallest = try minimumSize(length)
             // The two largest group workloads give every projection's "all other ranks" term.
-            var top = 0.0, second = 0.0, topGroup = -1
+            var top = 0.0, second = 0.0, topGroup: Int?
             for (g, group) in groups.enumerated() {
                 if group.workload > top { second = top; top = group.workload; topGroup = g }
                 else if group.workload > second { second = group.workload }

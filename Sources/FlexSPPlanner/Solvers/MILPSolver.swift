@@ -1,6 +1,6 @@
 import FlexSPCore
 
-/// The paper's exact reference (PAPER.md sections 2-3): for each micro-batch count `M` in
+/// The paper's exact reference (docs/PAPER.md sections 2-3): for each micro-batch count `M` in
 /// `[M_min, M_min + 4]`, the Blaster's token-balanced chunks, each bucketed into `Q` buckets
 /// and solved as a MILP by COIN-OR CBC within a time limit, warm-started with the best
 /// homogeneous (single-degree) solution.
@@ -42,24 +42,23 @@ public struct MILPSolver: Sendable {
         for m in counts {
             // Past the budget, keep what was found rather than start another micro-batch count.
             if best != nil && clock.now >= deadline { break }
-            var microBatches: [[Solution.Group]] = []
-            var stepTime = 0.0
+            var microBatches: [[Schedule.Group]] = []
             var feasible = true
             for chunk in Blaster.chunks(lengths: batch.lengths, count: m) {
                 let left = (deadline - clock.now).seconds
                 let share = max(0.05, left / Double(max(1, plannedSolves - solvesDone)))
                 solvesDone += 1
-                let ids = chunk.map { batch.ids[$0] }
                 let lengths = chunk.map { batch.lengths[$0] }
-                guard let groups = solveMicroBatch(ids: ids, lengths: lengths, model: model, seconds: share)?.groups else {
+                // Members are batch indices, as `Solution(batch:schedule:)` takes them.
+                guard let groups = solveMicroBatch(ids: Array(chunk), lengths: lengths, model: model, seconds: share)?.groups else {
                     feasible = false
                     break
                 }
-                microBatches.append(groups.map { Solution.Group(degree: $0.degree, sequenceIDs: $0.ids) })
-                stepTime += groups.map(\.time).max() ?? 0
+                microBatches.append(groups)
             }
-            if feasible, stepTime < best?.stepTime ?? .infinity {
-                best = Solution(microBatches: microBatches, stepTime: stepTime)
+            let solution = Solution(batch: batch, schedule: Schedule(microBatches))
+            if feasible, solution.stepTime < best?.stepTime ?? .infinity {
+                best = solution
             }
         }
         guard let best else {
@@ -69,10 +68,11 @@ public struct MILPSolver: Sendable {
     }
 
     /// Solves one micro-batch (ids and lengths sorted longest first); nil if no solution.
+    /// The groups' members are the given ids; `makespan` is their slowest group's time;
     /// `proven`: CBC proved the bucketed MILP's optimum (exact when every length has its own
     /// bucket).
     func solveMicroBatch(ids: [Int], lengths: [Int], model: CostModel, seconds: Double)
-        -> (groups: [(degree: Int, ids: [Int], time: Double)], proven: Bool)?
+        -> (groups: [Schedule.Group], makespan: Double, proven: Bool)?
     {
         let ascending = Array(lengths.reversed())
         let buckets = Bucketing.buckets(lengths: ascending, count: bucketCount)
@@ -149,16 +149,17 @@ public struct MILPSolver: Sendable {
             // Counts that do not cover the bucket would lose sequences: reject the solution.
             guard next == bucket.members.upperBound else { return nil }
         }
-        var result: [(degree: Int, ids: [Int], time: Double)] = []
+        var result: [Schedule.Group] = []
         var gpus = 0
         for (p, d) in groupDegree.enumerated() where !members[p].isEmpty {
-            let groupLengths = members[p].map { ascending[$0] }
-            guard model.fits(tokens: groupLengths.reduce(0, +), degree: d) else { return nil }
+            guard model.fits(tokens: members[p].reduce(0) { $0 + ascending[$1] }, degree: d) else { return nil }
             gpus += d
-            result.append((degree: d, ids: members[p].map { ids[ids.count - 1 - $0] },
-                           time: model.groupTime(lengths: groupLengths, degree: d)))
+            // Members as positions in `ascending`, then as the caller's ids.
+            result.append(Schedule.Group(degree: d, members: members[p].map { ids[ids.count - 1 - $0] }))
         }
-        return gpus <= n ? (result, outcome.provenOptimal && outcome.values != nil) : nil
+        let lengthOf = Dictionary(zip(ids, lengths), uniquingKeysWith: { first, _ in first })
+        let slowest = Schedule.makespan(of: result, model: model) { lengthOf[$0] }
+        return gpus <= n ? (result, slowest, outcome.provenOptimal && outcome.values != nil) : nil
     }
 }
 

@@ -82,7 +82,7 @@ enum MicroBatchSplit {
         // best[a]: least estimated sum over the first points[a] sequences.
         var best = [Double](repeating: .infinity, count: p)
         best[0] = 0
-        var cut = [[Int]](repeating: [Int](repeating: -1, count: p), count: maxCount + 1)
+        var cut = [[Int?]](repeating: [Int?](repeating: nil, count: p), count: maxCount + 1)
         for m in 1 ... maxCount {
             var next = [Double](repeating: .infinity, count: p)
             for b in m ..< p {
@@ -105,7 +105,8 @@ enum MicroBatchSplit {
                 var ranges: [Range<Int>] = []
                 var end = p - 1
                 for parts in stride(from: m, through: 1, by: -1) {
-                    let start = cut[parts][end]
+                    // A finite best[p - 1] was reached through a cut at every part.
+                    let start = cut[parts][end]!
                     ranges.append(points[start] ..< points[end])
                     end = start
                 }
@@ -127,19 +128,19 @@ enum MicroBatchSplit {
         var current = [Double](repeating: 0, count: count)
         var tokens = [Int](repeating: 0, count: count)
         for i in f.lengths.indices {
-            var chosen = -1, chosenIncrease = Double.infinity, chosenEstimate = 0.0
+            var chosen: Int?, chosenIncrease = Double.infinity, chosenEstimate = 0.0
             for b in 0 ..< count where tokens[b] + f.lengths[i] <= f.capacity {
                 let estimate = members[b].isEmpty
                     ? f.estimate(longest: i, rest: 0, restAtWorld: 0)
                     : f.estimate(longest: members[b][0], rest: rest[b] + f.work[i], restAtWorld: restAtWorld[b] + f.timeAtWorld[i])
                 let increase = estimate - current[b]
-                if increase < chosenIncrease - 1e-9 || (abs(increase - chosenIncrease) <= 1e-9 && tokens[b] < tokens[chosen]) {
+                if increase < chosenIncrease - 1e-9 || (abs(increase - chosenIncrease) <= 1e-9 && chosen.map { tokens[b] < tokens[$0] } ?? false) {
                     chosen = b
                     chosenIncrease = increase
                     chosenEstimate = estimate
                 }
             }
-            guard chosen >= 0 else { return nil }
+            guard let chosen else { return nil }
             if !members[chosen].isEmpty {
                 rest[chosen] += f.work[i]
                 restAtWorld[chosen] += f.timeAtWorld[i]

@@ -1,4 +1,4 @@
-/// Bucketing of PAPER.md section 3: sorted lengths are grouped into at most `Q` buckets, each
+/// Bucketing of docs/PAPER.md section 3: sorted lengths are grouped into at most `Q` buckets, each
 /// standing for its members at its largest length, so that the MILP's variables are counts
 /// per bucket rather than one per sequence. The DP minimises the padding
 /// `sum over buckets of (members x upper bound - their tokens)`.

@@ -1,6 +1,6 @@
 import FlexSPCore
 
-/// The Sequence Blaster of PAPER.md section 3: a global batch usually holds more tokens than
+/// The Sequence Blaster of docs/PAPER.md section 3: a global batch usually holds more tokens than
 /// the cluster, so it runs as `M` micro-batches one after another.
 ///
 ///     let m = Blaster.minimumMicroBatches(totalTokens: 520_000, costModel: model)  // 2

@@ -12,14 +12,14 @@ public struct BatchAdaptiveSolver: Sendable {
 
     /// The plan as groups of batch indices, per micro-batch. Degrees are tried in order of
     /// their lower bound; one whose bound is no better than the best plan so far is skipped.
-    func schedule(_ batch: Batch) throws(PlanningError) -> [[GroupPacker.Group]] {
+    func schedule(_ batch: Batch) throws(PlanningError) -> Schedule {
         let model = batch.costModel
         let usable = model.degrees.filter { model.fits(tokens: batch.lengths[0], degree: $0) }
-        var best: (time: Double, schedule: [[GroupPacker.Group]])?
+        var best: (time: Double, schedule: Schedule)?
         for (degree, bound) in usable.map({ ($0, Self.lowerBound(batch, degree: $0)) }).sorted(by: { $0.1 < $1.1 }) {
             if let best, bound >= best.time { break }
             guard let schedule = try? FlexSPSolver(degrees: [degree]).schedule(batch) else { continue }
-            let time = Solution(batch: batch, schedule: schedule).stepTime
+            let time = schedule.stepTime(model: model) { batch.lengths[$0] }
             if time < best?.time ?? .infinity { best = (time, schedule) }
         }
         guard let best else { throw .infeasible(strategy: "batch-ada", reason: "no single degree holds the batch") }

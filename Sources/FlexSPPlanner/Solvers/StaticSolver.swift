@@ -19,7 +19,7 @@ public struct StaticSolver: Sendable {
     }
 
     /// The plan as groups of batch indices, per micro-batch.
-    func schedule(_ batch: Batch) throws(PlanningError) -> [[GroupPacker.Group]] {
+    func schedule(_ batch: Batch) throws(PlanningError) -> Schedule {
         let model = batch.costModel
         guard model.degrees.contains(degree) else { throw .invalidStaticDegree(degree, allowed: model.degrees) }
         let capacity = model.tokenCapacity(degree: degree)
@@ -33,7 +33,7 @@ public struct StaticSolver: Sendable {
             // Best fit: the fullest bin that still has room.
             var chosen: Int?
             for b in binTokens.indices where binTokens[b] + length <= capacity {
-                if binTokens[b] > chosen.map({ binTokens[$0] }) ?? -1 { chosen = b }
+                if chosen.map({ binTokens[b] > binTokens[$0] }) ?? true { chosen = b }
             }
             if let b = chosen {
                 binTokens[b] += length
@@ -47,8 +47,8 @@ public struct StaticSolver: Sendable {
             (time: model.groupTime(lengths: members.map { batch.lengths[$0] }, degree: degree), members: members)
         }.sorted { $0.time > $1.time }
         let perMicroBatch = model.worldSize / degree
-        return stride(from: 0, to: bins.count, by: perMicroBatch).map { start in
-            bins[start ..< min(start + perMicroBatch, bins.count)].map { GroupPacker.Group(degree: degree, members: $0.members) }
-        }
+        return Schedule(stride(from: 0, to: bins.count, by: perMicroBatch).map { start in
+            bins[start ..< min(start + perMicroBatch, bins.count)].map { Schedule.Group(degree: degree, members: $0.members) }
+        })
     }
 }

@@ -1,0 +1,120 @@
+import FlexSPCore
+
+/// FlexSP's own solver: heterogeneous sequence-parallel groups per micro-batch, found in
+/// milliseconds.
+///
+/// For each micro-batch count `M` in `[M_min, M_min + 4]` (the paper's Blaster range) it tries
+/// three splits of the batch: the paper's token-balanced chunks, consecutive chunks that
+/// minimise the estimated *sum* of makespans, and an interleaved split that lets short
+/// sequences fill the GPUs beside long ones; and one split that fills each micro-batch's
+/// memory before opening the next. The plans of the cheap baselines (Megatron's
+/// dynamic CP, every static degree, the best single degree) are candidates too: their splits fill
+/// memory where ours fragment, and their groups seed the packing. Each micro-batch is packed by
+/// `GroupPacker`; the plan with the least step time wins, so flexsp is never slower than a
+/// baseline it seeds from. Candidates run in parallel on all cores.
+///
+/// Restricting `degrees` to one value gives the paper's FlexSP-BatchAda building block (which
+/// seeds from nothing).
+///
+/// - Complexity: O(M^2 K^2) for the time-balanced split plus about 20 packings of
+///   O(K D log G log(1/eps) + D K G) each, for K sequences, D degrees, G groups.
+public struct FlexSPSolver: Sendable {
+    /// Degrees the solver may use; nil: every degree the cost model allows.
+    public var degrees: [Int]?
+    /// Micro-batch counts tried beyond the minimum.
+    public var extraMicroBatches: Int
+
+    public init(degrees: [Int]? = nil, extraMicroBatches: Int = Blaster.extraMicroBatches) {
+        self.degrees = degrees
+        self.extraMicroBatches = extraMicroBatches
+    }
+
+    /// Plans the batch: the fastest plan found over the candidate splits and seeds.
+    ///
+    /// - Throws: `.infeasible` when the longest sequence fits no allowed degree or no split
+    ///   fits the memory budget.
+    public func solve(_ batch: Batch) throws(PlanningError) -> Solution {
+        Solution(batch: batch, schedule: try schedule(batch))
+    }
+
+    /// The plan as groups of batch indices, per micro-batch.
+    func schedule(_ batch: Batch) throws(PlanningError) -> Schedule {
+        let model = batch.costModel
+        let allowed = (degrees ?? model.degrees).filter { model.degrees.contains($0) }
+        let name = degrees.map { "degrees \($0)" } ?? "flexsp"
+        guard let largest = allowed.max(), model.fits(tokens: batch.lengths[0], degree: largest) else {
+            throw .infeasible(strategy: name, reason: "sequence \(batch.ids[0]) (\(batch.lengths[0]) tokens) fits no allowed degree \(allowed)")
+        }
+        let packer = GroupPacker(model: model, degrees: allowed)
+        let figures = MicroBatchSplit.Figures(lengths: batch.lengths, model: model, degrees: allowed)
+        let k = batch.count
+        let capacity = GroupCapacity(batch).microBatch
+        let minimum = max(
+            LowerBound.minimumMicroBatches(batch, capacity: capacity),
+            (batch.totalTokens + figures.capacity - 1) / figures.capacity)
+        let first = min(minimum, k)
+        let last = min(minimum + extraMicroBatches, k)
+
+        var candidates: [Candidate] = []
+        let balanced = MicroBatchSplit.timeBalanced(figures, maxCount: last)
+        let chunks = Blaster.chunks(lengths: batch.lengths, counts: first ... last)
+        for m in first ... last {
+            candidates.append(Candidate(split: chunks[m - first].map { Array($0) }))
+            if let split = balanced[m] { candidates.append(Candidate(split: split.map { Array($0) })) }
+            if let split = MicroBatchSplit.interleaved(figures, count: m) { candidates.append(Candidate(split: split)) }
+        }
+        if let split = MicroBatchSplit.filled(figures) { candidates.append(Candidate(split: split.map { Array($0) })) }
+        if degrees == nil { candidates += Self.seeds(batch) }
+        // Front-loaded: the first micro-batch takes the batch's shortest sequences, from the
+        // last micro-batch on, until it holds a share of the room left to what a micro-batch
+        // can hold. A step is a sum of makespans, so balance is not the goal, and larger groups
+        // hold more tokens per GPU than the degree-1 groups short sequences get. Only for a few
+        // micro-batches, where one is a large share of the step (measured: M = 2 gains).
+        var front: [Candidate] = []
+        if degrees == nil, first <= Self.frontLoadedUpTo {
+            for base in [balanced[first]?.map { Array($0) }, chunks[0].map { Array($0) }] {
+                guard let base, base.count > 1 else { continue }
+                for share in [0.15, 0.3, 0.45] {
+                    front.append(Candidate(split: MicroBatchSplit.frontLoaded(base, lengths: batch.lengths, capacity: capacity, share: share)))
+                }
+            }
+        }
+        // A micro-batch with more tokens than the GPUs hold cannot be packed: drop such splits
+        // before packing (with many micro-batches, token-balanced chunks often are).
+        let overfull = { (candidate: Candidate) in candidate.split.contains { $0.reduce(0) { $0 + batch.lengths[$1] } > figures.capacity } }
+        candidates.removeAll(where: overfull)
+        front.removeAll(where: overfull)
+        // The front-loaded splits compete for their own finalists, so they never displace the
+        // others' finalists: the plan is never worse than without them. Their finalists'
+        // thorough packings stop once they cannot beat the others' plan.
+        var plans: [Schedule] = []
+        let main = Self.bestOf(candidates, packer: packer, lengths: batch.lengths)
+        if let main { plans.append(main.schedule) }
+        if let other = Self.bestOf(front, packer: packer, lengths: batch.lengths, beat: main?.time ?? .infinity) {
+            plans.append(other.schedule)
+        }
+        if let best = plans.first {
+            var plan = Self.fillSlack(best, packer: packer, lengths: batch.lengths)
+            let length: (Int) -> Int? = { batch.lengths[$0] }
+            for other in plans.dropFirst() where other.stepTime(model: model, length: length) < plan.stepTime(model: model, length: length) - 1e-9 {
+                let filled = Self.fillSlack(other, packer: packer, lengths: batch.lengths)
+                if filled.stepTime(model: model, length: length) < plan.stepTime(model: model, length: length) - 1e-9 { plan = filled }
+            }
+            return plan
+        }
+        // Fragmentation can defeat every split in the range; add micro-batches (a quarter more
+        // each time) until one fits.
+        var m = last + 1
+        while m <= k {
+            let chunks = Candidate(split: Blaster.chunks(lengths: batch.lengths, count: m).map { Array($0) })
+            if let best = Self.bestOf([chunks], packer: packer, lengths: batch.lengths) {
+                return best.schedule
+            }
+            m = m == k ? k + 1 : min(k, m + max(1, m / 4))
+        }
+        throw .infeasible(strategy: name, reason: "no split of \(k) sequences into micro-batches fits the memory budget")
+    }
+
+    /// The most micro-batches (at the minimum) for which front-loaded splits are tried.
+    static let frontLoadedUpTo = 4
+}
