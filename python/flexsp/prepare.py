@@ -38,7 +38,7 @@ from typing import Iterator
 
 import numpy as np
 
-from flexsp.shards import EVAL, FORMAT, MASK_DTYPE, TRAIN, VERSION
+from flexsp.shards import CHAT_TEMPLATE, EVAL, FORMAT, MASK_DTYPE, TRAIN, VERSION
 
 DEFAULT_SEPARATOR = "\n\f\n"
 
@@ -267,6 +267,8 @@ def prepare(tokenizer_dir: str | Path, inputs: list[str | Path], out: str | Path
         np.save(partial / "index.npy", index)
         if encoder is not None:
             np.save(partial / "labels.npy", np.asarray(writer.labels, dtype=np.int64))
+            # The template the masks were made with; a model trained on them is exported with it.
+            (partial / CHAT_TEMPLATE).write_text(tokenizer.chat_template, encoding="utf-8")
         train_lengths = index[index[:, 3] == TRAIN, 2]
         (partial / "lengths.txt").write_text("".join(f"{n}\n" for n in train_lengths))
         seconds = time.perf_counter() - started

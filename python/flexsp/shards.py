@@ -12,6 +12,7 @@ and, for chat data (`loss_mask: true` in meta.json):
                     is trained (a label), 0 where it is not (prompts, system and user turns)
   labels.npy        int64 [sequences]: each sequence's label tokens (mask ones after its first
                     token), so a batch's loss divisor is known without reading any mask
+  chat_template.jinja  the chat template the conversations were rendered with
 
 Opening checks meta.json, the index and every shard's size, so a truncated shard or one from
 another preparation is an error naming the file before training starts, not a wrong batch later.
@@ -31,6 +32,7 @@ FORMAT = "flexsp-tokens"
 VERSION = 1
 TRAIN, EVAL = 0, 1  # index column 3: the sequence's split
 MASK_DTYPE = np.dtype(np.uint8)
+CHAT_TEMPLATE = "chat_template.jinja"
 
 
 class ShardError(ValueError):

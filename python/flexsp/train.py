@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 import time
 
@@ -36,6 +37,7 @@ from flexsp.optim import lr_at, set_lr
 from flexsp.parallelize import build_sharded_model, compute_dtype, mixed_precision_policy
 from flexsp.plan import Plan, PlanError, plan_shape
 from flexsp.planner_client import PlanSource, broadcast_plan
+from flexsp.shards import CHAT_TEMPLATE
 
 log = logging.getLogger("flexsp.train")
 
@@ -196,6 +198,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         path = export_hf(model, config.parallel.export_dir, tokenizer,
                          saved_dtype(hf_config, getattr(torch, config.train.dtype)))
         if path is not None:
+            template = (dataset.shards.directory / CHAT_TEMPLATE
+                        if isinstance(dataset, TokenDataset) else None)
+            if template is not None and template.is_file():  # what the model was trained on
+                shutil.copy2(template, path / CHAT_TEMPLATE)
             log.info("exported the model to %s (Hugging Face format)", path)
     if plan_source is not None:
         plan_source.close()

@@ -12,6 +12,8 @@ agree to the tolerances of test_hf_parity.py.
 from __future__ import annotations
 
 import json
+import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +33,7 @@ from flexsp.groups import GroupPool
 from flexsp.model import ModelConfig, build_model, load_hf_config
 from flexsp.parallelize import apply_fsdp
 from flexsp.plan import check_plan
+from flexsp.planner_client import find_planner_binary
 from flexsp.prepare import PrepareError, prepare
 from flexsp.shards import TokenShards
 
@@ -145,6 +148,7 @@ def test_prepared_masks_match_the_chat_encoding(chat_corpus):
     meta = json.loads((chat_corpus / "meta.json").read_text())
     assert meta["input_format"] == "chat" and meta["loss_mask"] is True
     assert meta["mask_method"] == "generation markers"
+    assert (chat_corpus / "chat_template.jinja").read_text() == TEMPLATE.read_text()
     shards = TokenShards(chat_corpus)
     tokenizer = load_tokenizer(TOKENIZER)
     encoder = ChatEncoder(tokenizer, set_chat_template(tokenizer, TEMPLATE, TOKENIZER))
@@ -235,6 +239,34 @@ def test_the_cli_reports_the_masked_fraction(tmp_path):
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())
     assert 0 < meta["trained_tokens"] < meta["tokens"]
     assert f"{1 - meta['trained_tokens'] / meta['tokens']:.1%} of tokens masked" in result.stdout
+
+
+def train(rank: int, world_size: int, argv: list[str], planner_binary: str) -> list[dict]:
+    os.environ["FLEXSP_BIN"] = planner_binary
+    from flexsp.train import main
+    return main(argv)
+
+
+def test_the_sft_config_trains_evaluates_and_exports_a_chat_model(tmp_path, chat_corpus):
+    import yaml
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    config = yaml.safe_load((REPO_ROOT / "configs" / "sft-cpu.yaml").read_text())
+    cost_model = tmp_path / "cost-model.json"
+    cost_model.write_text(json.dumps(cost_model_for(4)))
+    config["data"].update(path=str(chat_corpus), batch_sequences=8, max_seq_len=512)
+    config["train"].update(steps=2, eval_every=2, eval_sequences=8, metrics_file=None,
+                           collective_timeout_s=60)
+    config["planner"].update(cost_model=str(cost_model), timeout_s=20, max_restarts=0)
+    config["parallel"]["export_dir"] = str(tmp_path / "model")
+    (tmp_path / "sft.yaml").write_text(yaml.safe_dump(config))
+    binary = find_planner_binary() or "/nonexistent"
+    records = run_world(4, train, ["--config", str(tmp_path / "sft.yaml")], binary, init=False,
+                        timeout_s=300)[0]
+    assert [r["step"] for r in records] == [1, 2] and "eval_loss" in records[-1]
+    assert all(math.isfinite(r["loss"]) for r in records)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "model")
+    assert tokenizer.chat_template == TEMPLATE.read_text()  # exported with what it learned
+    AutoModelForCausalLM.from_pretrained(tmp_path / "model")
 
 
 if __name__ == "__main__":  # the figures of the report
