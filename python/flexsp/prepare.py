@@ -345,15 +345,6 @@ def _encode_chat(encoder, path: Path, field: str, writer: ShardWriter,
     """Renders, tokenizes and masks the conversations of one file, a chunk at a time; returns
     the updated (documents, tokens, input bytes, pieces left out for want of a label)."""
     from flexsp.chat import ChatError, read_conversations
-    try:
-        return _encode_chat_file(encoder, path, field, writer, counts, max_seq_len, long,
-                                 eval_every, batch_documents, bar, read_conversations)
-    except ChatError as error:
-        raise PrepareError(str(error)) from None
-
-
-def _encode_chat_file(encoder, path, field, writer, counts, max_seq_len, long, eval_every,
-                      batch_documents, bar, read_conversations) -> tuple[int, int, int, int]:
     documents, tokens, input_bytes, unlabelled = counts
     pending = []
 
@@ -371,11 +362,14 @@ def _encode_chat_file(encoder, path, field, writer, counts, max_seq_len, long, e
             documents += 1
         pending.clear()
 
-    for conversation in read_conversations(path, field):
-        pending.append(conversation)
-        if len(pending) == batch_documents:
-            flush()
-    flush()
+    try:
+        for conversation in read_conversations(path, field):
+            pending.append(conversation)
+            if len(pending) == batch_documents:
+                flush()
+        flush()
+    except ChatError as error:  # one class for main to catch, also when run as __main__
+        raise PrepareError(str(error)) from None
     size = path.stat().st_size
     if bar is not None:
         bar.update(size)
