@@ -12,8 +12,10 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import re
 import socket
 import sys
+import time
 
 import torch
 import torch.distributed as dist
@@ -70,3 +72,45 @@ def exit_now() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def is_collective_failure(error: BaseException) -> bool:
+    """Whether `error` is a collective that failed (gloo and NCCL raise plain RuntimeErrors)."""
+    text = str(error)
+    return isinstance(error, dist.DistError) or any(
+        marker in text for marker in ("gloo", "NCCL", "c10d", "Connection closed by peer",
+                                      "Timed out waiting"))
+
+
+def peer_failure(error: BaseException, rank: int, world_size: int, timeout_s: float,
+                 step: int, grace_s: float = 10.0) -> str:
+    """One line for a collective that failed on this rank: which ranks stopped answering.
+
+    Every rank whose collective fails says so in the rendezvous store and waits up to
+    `grace_s` (at most the collective timeout) for the others to say so too; those that do not
+    are the ones that died or hang. The store lives with rank 0 (or torchrun's agent), so if it
+    cannot be reached either, that is what the line says.
+    """
+    detail = " ".join(str(error).split())
+    detail = re.sub(r"\[[^\]]*\] ", "", detail)[:160]  # gloo's [file:line] prefixes
+    others = [r for r in range(world_size) if r != rank]
+    try:
+        store = dist.distributed_c10d._get_default_store()
+        store.set(f"flexsp/failed/{rank}", str(step))
+        deadline = time.monotonic() + min(grace_s, timeout_s)
+        while True:
+            silent = [r for r in others if not store.check([f"flexsp/failed/{r}"])]
+            if not silent or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    except Exception:  # noqa: BLE001 - the store is gone with whoever hosted it
+        silent = None
+    if silent is None:
+        who = "rank 0 or the launcher (the rendezvous store cannot be reached either)"
+    elif silent:
+        who = f"rank{'s' if len(silent) > 1 else ''} {', '.join(map(str, silent))}"
+    else:
+        return (f"rank {rank}: a collective failed on every rank during step {step} "
+                f"(collective timeout {timeout_s:g} s; {detail})")
+    return (f"rank {rank}: {who} stopped answering during step {step} (collective timeout "
+            f"{timeout_s:g} s; {detail}); resume from the newest checkpoint with --resume")

@@ -9,6 +9,7 @@ gradients) it is exactly the mean loss of one process training on the whole batc
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ class StepResult:
     loss_sum: float       # this rank's summed token loss (not reduced over ranks)
     label_tokens: int     # tokens that carry a label in the whole global batch
     timings_ms: dict[str, float] = field(default_factory=dict)
+    skipped: bool = False  # the loss or the gradient norm was not finite: no update
 
 
 def micro_batch_input(plan: Plan, micro_batch: int, batch: GlobalBatch, pool: GroupPool,
@@ -68,18 +70,26 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, plan: P
                batch: GlobalBatch, pool: GroupPool, rank: int, world_size: int,
                device: torch.device | None = None, max_grad_norm: float | None = None
                ) -> tuple[float, StepResult]:
-    """Trains on `batch` with `plan`, steps the optimizer; returns the mean loss.
+    """Trains on `batch` with `plan`, steps the optimizer; returns the mean loss. A loss or
+    gradient norm that is not finite (the same on every rank: both are reduced over all ranks)
+    skips the update and sets `result.skipped`; the caller stops or goes on.
 
     `plan` was checked once for this job and batch before it reached any rank
     (`plan.check_plan`, via `PlanSource.plan_for`), so no rank can disagree about collectives.
     """
     result = forward_backward(model, plan, batch, pool, rank, device)
     t1 = time.perf_counter()
-    if max_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
     total = torch.tensor([result.loss_sum], dtype=torch.float64, device=device)
     dist.all_reduce(total)
+    loss = total.item() / result.label_tokens
+    finite = math.isfinite(loss)
+    if finite and max_grad_norm is not None:
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # a DTensor under FSDP
+        finite = bool(torch.isfinite(norm))
+    if finite:
+        optimizer.step()
+    result.skipped = not finite
+    optimizer.zero_grad(set_to_none=True)
     result.timings_ms["optimizer"] = (time.perf_counter() - t1) * 1e3
-    return total.item() / result.label_tokens, result
+    return loss, result

@@ -19,9 +19,13 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
+from flexsp.checkpoint import CheckpointError, check_fits, first_failure
 from flexsp.config import load_config
+from flexsp.manifest import verify
+from flexsp.outputs import writable_directory
 from flexsp.model import build_model, load_hf_config, saved_dtype
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -85,11 +89,19 @@ def export_hf(model: torch.nn.Module, out_dir: str | Path, source_dir: str | Pat
 def export_checkpoint(config_path: str, checkpoint: str, out_dir: str) -> Path:
     """The model state of a training checkpoint (flexsp.checkpoint), exported in one process."""
     config = load_config(config_path)
+    problem = verify(checkpoint)
+    if problem is not None:
+        raise CheckpointError(f"{checkpoint}: damaged ({problem})")
     hf_config = load_hf_config(config.model)
     master = getattr(torch, config.train.dtype)
     model = build_model(config.model, hf_config, master, config.train.seed)
     state = {"model": model.state_dict()}
-    dcp.load(state, checkpoint_id=checkpoint)
+    check_fits(checkpoint, state["model"])
+    writable_directory(out_dir, "--out")
+    try:
+        dcp.load(state, checkpoint_id=checkpoint)
+    except CheckpointException as error:  # damaged in a way no manifest recorded (an old one)
+        raise CheckpointError(f"{checkpoint}: cannot be read ({first_failure(error)})") from None
     model.load_state_dict(state["model"])
     return export_hf(model, out_dir, config.model.hf, saved_dtype(hf_config, master))
 
@@ -103,7 +115,14 @@ def main(argv: list[str] | None = None) -> None:
     if not (Path(args.checkpoint) / ".metadata").is_file():
         raise SystemExit(f"flexsp.export: {args.checkpoint} is not a complete checkpoint "
                          "(no .metadata)")
-    print(f"wrote {export_checkpoint(args.config, args.checkpoint, args.out)}", flush=True)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise SystemExit(f"flexsp.export: {args.out}: a file, not a directory; --out names the "
+                         "directory to write")
+    try:
+        path = export_checkpoint(args.config, args.checkpoint, args.out)
+    except (ValueError, OSError) as error:  # config, checkpoint, output: each names itself
+        raise SystemExit(f"flexsp.export: {error}") from None
+    print(f"wrote {path}", flush=True)
 
 
 if __name__ == "__main__":

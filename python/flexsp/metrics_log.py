@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -44,7 +45,8 @@ class MetricsLog:
             extra += f", MFU {100 * record['mfu']:.1f}%"
         if record.get("peak_memory_gb"):
             extra += f", peak mem {max(record['peak_memory_gb']):.2f} GB"
-        print(f"step {record['step']:4d}/{self.steps} | loss {record['loss']:7.4f}"
+        loss = "skipped" if record.get("skipped") else f"{record['loss']:7.4f}"
+        print(f"step {record['step']:4d}/{self.steps} | loss {loss}"
               f" | lr {record['lr']:.2e} | {record['tokens_per_s']:7.0f} tok/s{extra}"
               f" | plan {record['plan']} ({record['source'].split(':')[0]})"
               f" | step {record['step_ms']:6.0f} ms (est {record['est_step_ms']:.0f})"
@@ -62,16 +64,28 @@ class MetricsLog:
 
     def _write(self, record: dict) -> None:
         if self.file is not None:
-            self.file.write(json.dumps(record) + "\n")
+            self.file.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
             self.file.flush()
 
     def _scalars(self, step: int, values: dict[str, float]) -> None:
         if self.writer is not None:
             for name, value in values.items():
-                self.writer.add_scalar(name, value, step)
+                if value is not None:  # a skipped step has no loss
+                    self.writer.add_scalar(name, value, step)
 
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
         if self.writer is not None:
             self.writer.close()
+
+
+def json_safe(value):
+    """`value` with every non-finite float as null: JSON has no NaN or Infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

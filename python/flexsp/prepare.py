@@ -21,6 +21,9 @@ loss: it is counted, reported and left out.
 Output directory: the format of flexsp/shards.py (token shards, index, lengths.txt, meta.json).
 Everything is written to OUT.partial and renamed to OUT at the end, so an interrupted
 preparation leaves no OUT that training would read (and the next run removes OUT.partial).
+Memory stays bounded whatever the documents' sizes: text files are read in blocks and documents
+longer than a window are tokenized a window at a time (flexsp/streaming.py), with the same
+tokens as if tokenized whole.
 """
 
 from __future__ import annotations
@@ -29,15 +32,19 @@ import argparse
 import json
 import os
 import shutil
+import stat
 import sys
 import time
 import uuid
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from flexsp import streaming
+from flexsp.outputs import reason
 from flexsp.shards import CHAT_TEMPLATE, EVAL, FORMAT, MASK_DTYPE, TRAIN, VERSION
 
 DEFAULT_SEPARATOR = "\n\f\n"
@@ -51,12 +58,20 @@ class PrepareError(ValueError):
 class Document:
     text: str
     where: str  # "FILE:LINE" or "FILE: record N", for error messages
+    more: bool = False  # the document goes on in the next one (a long document, read in parts)
 
 
 def read_documents(path: Path, text_field: str, separator: str) -> Iterator[Document]:
     suffix = path.suffix.lower()
-    if not path.is_file():
+    if not path.exists():
         raise PrepareError(f"{path}: no such file")
+    if path.is_dir():
+        raise PrepareError(f"{path}: a directory, not a file; pass the files in it")
+    if not path.is_file():
+        mode = path.stat().st_mode
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else
+                "a socket" if stat.S_ISSOCK(mode) else "a device")
+        raise PrepareError(f"{path}: {kind}, not a regular file; write the data to a file first")
     if suffix in (".jsonl", ".json"):
         yield from _read_jsonl(path, text_field)
     elif suffix == ".parquet":
@@ -69,10 +84,12 @@ def _decode(raw: bytes, path: Path, line: int) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        line += raw[:error.start].count(b"\n")
-        raise PrepareError(
-            f"{path}:{line}: not UTF-8 (byte 0x{raw[error.start]:02x}); convert the file to "
-            "UTF-8 first, e.g. `iconv -f latin1 -t utf-8`") from None
+        raise _not_utf8(path, line + raw[:error.start].count(b"\n"), raw[error.start]) from None
+
+
+def _not_utf8(path: Path, line: int, byte: int) -> PrepareError:
+    return PrepareError(f"{path}:{line}: not UTF-8 (byte 0x{byte:02x}); convert the file to "
+                        "UTF-8 first, e.g. `iconv -f latin1 -t utf-8`")
 
 
 def _read_jsonl(path: Path, text_field: str) -> Iterator[Document]:
@@ -86,6 +103,12 @@ def _read_jsonl(path: Path, text_field: str) -> Iterator[Document]:
             except json.JSONDecodeError as error:
                 raise PrepareError(f"{path}:{number}: not valid JSON ({error.msg}); each line "
                                    "must hold one JSON object") from None
+            except RecursionError:
+                raise PrepareError(f"{path}:{number}: JSON nested too deeply to read (more levels "
+                                   "than Python's recursion limit)") from None
+            except ValueError as error:  # an integer over Python's limit of digits
+                raise PrepareError(f"{path}:{number}: JSON that cannot be read "
+                                   f"({str(error).split(';')[0]})") from None
             if not isinstance(record, dict):
                 raise PrepareError(f"{path}:{number}: a JSON {type(record).__name__}, expected an "
                                    "object with a text field")
@@ -97,6 +120,13 @@ def _read_jsonl(path: Path, text_field: str) -> Iterator[Document]:
             if not isinstance(text, str):
                 raise PrepareError(f"{path}:{number}: field {text_field!r} is a "
                                    f"{type(text).__name__}, not a string")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as error:  # JSON's \ud800 escapes can make one
+                raise PrepareError(
+                    f"{path}:{number}: field {text_field!r} holds a lone surrogate "
+                    f"(\\u{ord(text[error.start]):04x} at character {error.start}), which is "
+                    "not Unicode text; fix what wrote the file") from None
             yield Document(text, f"{path}:{number}")
 
 
@@ -121,12 +151,10 @@ def _read_parquet(path: Path, text_field: str) -> Iterator[Document]:
 
 
 def _read_text(path: Path, separator: str) -> Iterator[Document]:
-    text = _decode(path.read_bytes(), path, 1)
-    parts = text.split(separator) if separator else [text]
-    line = 1
-    for part in parts:
-        yield Document(part, f"{path}:{line}")
-        line += part.count("\n") + separator.count("\n")
+    for text, line, more in streaming.text_fragments(
+            path, separator, lambda line, byte: _not_utf8(path, line, byte),
+            streaming.WINDOW_CHARS):
+        yield Document(text, f"{path}:{line}", more)
 
 
 def load_tokenizer(directory: str | Path):
@@ -222,16 +250,18 @@ def prepare(tokenizer_dir: str | Path, inputs: list[str | Path], out: str | Path
         raise PrepareError(f"--long {long!r}: must be 'split' or 'truncate'")
     if not 0 <= eval_fraction < 1:
         raise PrepareError(f"--eval-fraction {eval_fraction}: must be in [0, 1)")
-    if out.exists() and not overwrite:
-        raise PrepareError(f"{out}: already exists; pass --overwrite to replace it")
+    partial = _check_out(out, overwrite)
     tokenizer = load_tokenizer(tokenizer_dir)
     encoder = _chat_encoder(tokenizer, chat_template, tokenizer_dir) if format == "chat" else None
     vocab_size = len(tokenizer)
     dtype = np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
-    eval_every = round(1 / eval_fraction) if eval_fraction > 0 else 0
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)  # left by an interrupted run; never read
-    partial.mkdir(parents=True)
+    held_out = Fraction(str(eval_fraction))
+    try:
+        if partial.exists():
+            shutil.rmtree(partial)  # left by an interrupted run; never read
+        partial.mkdir(parents=True)
+    except OSError as error:
+        raise PrepareError(f"{partial}: cannot create the output ({reason(error)})") from None
     writer = ShardWriter(partial, dtype, shard_tokens, masks=encoder is not None)
     bar = _progress_bar(progress, inputs)
     started = time.perf_counter()
@@ -242,24 +272,37 @@ def prepare(tokenizer_dir: str | Path, inputs: list[str | Path], out: str | Path
                 documents, tokens, input_bytes, unlabelled = _encode_chat(
                     encoder, Path(path), messages_field, writer, (documents, tokens, input_bytes,
                                                                   unlabelled),
-                    max_seq_len, long, eval_every, batch_documents, bar)
+                    max_seq_len, long, held_out, batch_documents, bar)
                 continue
             pending: list[Document] = []
-            for document in read_documents(Path(path), text_field, separator):
+            pending_chars = 0
+            stream = read_documents(Path(path), text_field, separator)
+            for document in stream:
+                if document.more or len(document.text) > streaming.WINDOW_CHARS:
+                    documents, tokens, input_bytes = _encode(
+                        tokenizer, pending, writer, documents, tokens, input_bytes, max_seq_len,
+                        long, held_out, bar)
+                    pending, pending_chars = [], 0
+                    documents, tokens, input_bytes = _encode_long(
+                        tokenizer, document, stream, writer, documents, tokens, input_bytes,
+                        max_seq_len, long, held_out, bar, skip_empty)
+                    continue
                 if not document.text.strip():
                     if skip_empty:
                         continue
                     raise PrepareError(f"{document.where}: empty document; remove it or pass "
                                        "--skip-empty")
                 pending.append(document)
-                if len(pending) == batch_documents:
+                pending_chars += len(document.text)
+                # A batch of many long documents is bounded by characters too.
+                if len(pending) == batch_documents or pending_chars > 4 * streaming.WINDOW_CHARS:
                     documents, tokens, input_bytes = _encode(
                         tokenizer, pending, writer, documents, tokens, input_bytes, max_seq_len,
-                        long, eval_every, bar)
-                    pending = []
+                        long, held_out, bar)
+                    pending, pending_chars = [], 0
             documents, tokens, input_bytes = _encode(
                 tokenizer, pending, writer, documents, tokens, input_bytes, max_seq_len, long,
-                eval_every, bar)
+                held_out, bar)
         writer.close()
         if documents == 0:
             raise PrepareError(f"{', '.join(map(str, inputs))}: no documents")
@@ -291,15 +334,51 @@ def prepare(tokenizer_dir: str | Path, inputs: list[str | Path], out: str | Path
         if out.exists():
             shutil.rmtree(out)
         os.replace(partial, out)
-    except BaseException:
-        writer.close()
+    except BaseException as error:
+        try:
+            writer.close()
+        except OSError:
+            pass  # a full disk fails the last flush again; the files are removed anyway
         shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(error, OSError):
+            written = error.filename is None or Path(error.filename).is_relative_to(partial)
+            raise PrepareError(f"{out if written else error.filename}: {reason(error)}; "
+                               "nothing was kept (the partial output was removed)") from None
         raise
     finally:
         if bar is not None:
             bar.update(bar.total - bar.n)  # separators and skipped documents count as read
             bar.close()
     return meta
+
+
+def _check_out(out: Path, overwrite: bool) -> Path:
+    """Refuses an output that --overwrite must not replace, before any work; returns the
+    partial directory's path."""
+    if out.is_symlink():
+        raise PrepareError(f"{out}: a symbolic link; --out must name a directory of its own "
+                           "(pass the link's target, or remove the link)")
+    if out.exists():
+        if not overwrite:
+            raise PrepareError(f"{out}: already exists; pass --overwrite to replace it")
+        if not out.is_dir():
+            raise PrepareError(f"{out}: a file, not a prepared corpus; --overwrite replaces only "
+                               "a prepared corpus directory")
+        if not (out / "meta.json").is_file() and any(out.iterdir()):
+            raise PrepareError(f"{out}: not a prepared corpus (no meta.json); --overwrite "
+                               "replaces only a prepared corpus directory")
+    partial = out.with_name(out.name + ".partial")
+    if partial.is_symlink() or (partial.exists() and not partial.is_dir()):
+        raise PrepareError(f"{partial}: not a directory left by an interrupted preparation; "
+                           "remove it")
+    return partial
+
+
+def _split(document: int, held_out: Fraction) -> int:
+    """Document k is held out when floor((k+1) f) > floor(k f): exactly the fraction f of
+    every run of documents (every 50th for 0.02), never the first."""
+    p, q = held_out.numerator, held_out.denominator
+    return EVAL if (document + 1) * p // q > document * p // q else TRAIN
 
 
 def _progress_bar(progress: bool, inputs: list):
@@ -311,7 +390,7 @@ def _progress_bar(progress: bool, inputs: list):
 
 
 def _encode(tokenizer, pending: list[Document], writer: ShardWriter, documents: int, tokens: int,
-            input_bytes: int, max_seq_len: int, long: str, eval_every: int, bar
+            input_bytes: int, max_seq_len: int, long: str, held_out: Fraction, bar
             ) -> tuple[int, int, int]:
     """Tokenizes a chunk of documents (the fast tokenizer's batch encoding runs on all cores)."""
     if not pending:
@@ -320,7 +399,7 @@ def _encode(tokenizer, pending: list[Document], writer: ShardWriter, documents: 
     encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
     eos = tokenizer.eos_token_id
     for ids in encoded:
-        split = EVAL if eval_every and documents % eval_every == eval_every - 1 else TRAIN
+        split = _split(documents, held_out)
         for piece in split_document(ids + [eos], max_seq_len, long):
             writer.add(piece, split)
             tokens += len(piece)
@@ -329,6 +408,53 @@ def _encode(tokenizer, pending: list[Document], writer: ShardWriter, documents: 
     if bar is not None:
         bar.update(chunk_bytes)
     return documents, tokens, input_bytes + chunk_bytes
+
+
+def _encode_long(tokenizer, first: Document, stream: Iterator[Document], writer: ShardWriter,
+                 documents: int, tokens: int, input_bytes: int, max_seq_len: int, long: str,
+                 held_out: Fraction, bar, skip_empty: bool) -> tuple[int, int, int]:
+    """One document longer than a window (`first` and, while `more`, the next ones of `stream`),
+    tokenized a window at a time, its sequences written as its tokens come."""
+    split, pieces = _split(documents, held_out), streaming.Pieces(max_seq_len, long)
+    held: list[list[int]] = []  # sequences of a document that is only whitespace so far
+    seen_text = False
+
+    def fragments() -> Iterator[str]:
+        nonlocal input_bytes, seen_text
+        document = first
+        while True:
+            for fragment in streaming.windows(document.text, streaming.WINDOW_CHARS):
+                seen_text = seen_text or not fragment.isspace()
+                size = len(fragment.encode("utf-8"))
+                input_bytes += size
+                if bar is not None:
+                    bar.update(size)
+                yield fragment
+            if not document.more:
+                return
+            document = next(stream)
+
+    def write(sequences: list[list[int]]) -> None:
+        nonlocal tokens
+        held.extend(sequences)
+        if seen_text:
+            for piece in held:
+                writer.add(piece, split)
+                tokens += len(piece)
+            held.clear()
+
+    text = fragments()
+    for ids in streaming.encode_long(tokenizer, text, streaming.WINDOW_CHARS):
+        write(pieces.feed(ids))
+        if pieces.done:  # truncated: the rest is read, not tokenized
+            for _ in text:
+                pass
+    if not seen_text:
+        if skip_empty:
+            return documents, tokens, input_bytes
+        raise PrepareError(f"{first.where}: empty document; remove it or pass --skip-empty")
+    write(pieces.finish(tokenizer.eos_token_id))
+    return documents + 1, tokens, input_bytes
 
 
 def _chat_encoder(tokenizer, chat_template: str | Path | None, tokenizer_dir: str | Path):
@@ -340,8 +466,8 @@ def _chat_encoder(tokenizer, chat_template: str | Path | None, tokenizer_dir: st
 
 
 def _encode_chat(encoder, path: Path, field: str, writer: ShardWriter,
-                 counts: tuple[int, int, int, int], max_seq_len: int, long: str, eval_every: int,
-                 batch_documents: int, bar) -> tuple[int, int, int, int]:
+                 counts: tuple[int, int, int, int], max_seq_len: int, long: str,
+                 held_out: Fraction, batch_documents: int, bar) -> tuple[int, int, int, int]:
     """Renders, tokenizes and masks the conversations of one file, a chunk at a time; returns
     the updated (documents, tokens, input bytes, pieces left out for want of a label)."""
     from flexsp.chat import ChatError, read_conversations
@@ -351,7 +477,7 @@ def _encode_chat(encoder, path: Path, field: str, writer: ShardWriter,
     def flush() -> None:
         nonlocal documents, tokens, unlabelled
         for ids, mask in encoder.encode(pending):
-            split = EVAL if eval_every and documents % eval_every == eval_every - 1 else TRAIN
+            split = _split(documents, held_out)
             for piece, piece_mask in zip(split_document(ids, max_seq_len, long),
                                          split_document(mask, max_seq_len, long)):
                 if not any(piece_mask[1:]):
@@ -398,7 +524,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--long", choices=["split", "truncate"], default="split",
                         help="documents longer than --max-seq-len: split into pieces or truncate")
     parser.add_argument("--eval-fraction", type=float, default=0.02,
-                        help="share of documents held out for evaluation (every 1/f-th one)")
+                        help="share of documents held out for evaluation, spread evenly (0.02: "
+                             "every 50th)")
     parser.add_argument("--skip-empty", action="store_true",
                         help="skip empty documents instead of stopping at the first")
     parser.add_argument("--shard-tokens", type=int, default=1 << 28)
@@ -415,6 +542,12 @@ def main(argv: list[str] | None = None) -> None:
                        messages_field=args.messages_field, chat_template=args.chat_template)
     except PrepareError as error:
         raise SystemExit(f"prepare: {error}") from None
+    except OSError as error:  # reading an input: permissions, I/O errors
+        raise SystemExit(f"prepare: {error.filename or args.input}: {reason(error)}") from None
+    except KeyboardInterrupt:
+        print(f"prepare: interrupted; nothing was kept ({args.out}.partial was removed)",
+              file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
     print(f"{args.out}: {meta['documents']} documents, {meta['tokens']} tokens "
           f"({meta['sequences']['train']} training and {meta['sequences']['eval']} evaluation "
           f"sequences, {len(meta['shards'])} shard(s), {meta['dtype']}) in {meta['seconds']:.2f} s: "

@@ -39,6 +39,32 @@ class ShardError(ValueError):
     """A prepared corpus that cannot be read; the message names the file and what to do."""
 
 
+def check_meta(meta, path: Path, again: str) -> None:
+    """The fields of meta.json that reading depends on, with their types, before any is used."""
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise ShardError(f"{path}: not a {FORMAT} v{VERSION} corpus; {again}")
+    for key, kind in (("id", str), ("dtype", str), ("vocab_size", int), ("sequences", dict),
+                      ("shards", list)):
+        if key not in meta:
+            raise ShardError(f"{path}: no {key!r} key; {again}")
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            raise ShardError(f"{path}: {key!r} is {meta[key]!r}, not a {kind.__name__}; {again}")
+    if meta["dtype"] not in ("uint16", "uint32"):
+        raise ShardError(f"{path}: dtype {meta['dtype']!r} is neither 'uint16' nor 'uint32'; "
+                         f"{again}")
+    counts = meta["sequences"]
+    if sorted(counts) != ["eval", "train"] or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values()):
+        raise ShardError(f"{path}: 'sequences' must hold counts 'train' and 'eval', found "
+                         f"{counts!r}; {again}")
+    for number, shard in enumerate(meta["shards"]):
+        if not (isinstance(shard, dict) and isinstance(shard.get("file"), str)
+                and Path(shard["file"]).name == shard["file"]
+                and isinstance(shard.get("tokens"), int) and shard["tokens"] >= 0):
+            raise ShardError(f"{path}: shard {number} is {shard!r}, not a file name in this "
+                             f"directory with a token count; {again}")
+
+
 class TokenShards:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
@@ -52,8 +78,7 @@ class TokenShards:
             self.meta = json.loads(meta_path.read_text())
         except json.JSONDecodeError as error:
             raise ShardError(f"{meta_path}: not valid JSON ({error.msg}); {again}") from None
-        if self.meta.get("format") != FORMAT or self.meta.get("version") != VERSION:
-            raise ShardError(f"{meta_path}: not a {FORMAT} v{VERSION} corpus; {again}")
+        check_meta(self.meta, meta_path, again)
         self.dtype = np.dtype(self.meta["dtype"])
         index_path = self.directory / "index.npy"
         try:

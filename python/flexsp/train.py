@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.distributed as dist
 
 from flexsp.attention import check_degree, kernel_for
-from flexsp.checkpoint import (check_data_state, latest_checkpoint, load_checkpoint,
-                               save_checkpoint)
+from flexsp.checkpoint import (CheckpointError, check_data_state, choose_checkpoint,
+                               load_checkpoint, save_checkpoint)
 from flexsp.config import Config, load_config
 from flexsp.cost_model import CostModel
 from flexsp.data import Dataset, TokenDataset, build_dataset
-from flexsp.distributed import exit_now, init_distributed
+from flexsp.distributed import (exit_now, init_distributed, is_collective_failure,
+                                peer_failure)
 from flexsp.engine import train_step
 from flexsp.evaluate import evaluate, plan_eval_batches
 from flexsp.export import export_hf
@@ -34,6 +39,7 @@ from flexsp.metrics_log import MetricsLog
 from flexsp.model import (ModelError, ModelShape, check_max_degree, check_routable, load_hf_config,
                           saved_dtype)
 from flexsp.optim import lr_at, set_lr
+from flexsp.outputs import appendable_file, writable_directory
 from flexsp.parallelize import build_sharded_model, compute_dtype, mixed_precision_policy
 from flexsp.plan import Plan, PlanError, plan_shape
 from flexsp.planner_client import PlanSource, broadcast_plan
@@ -73,9 +79,61 @@ def startup_checks(config: Config, world_size: int) -> tuple[object, CostModel]:
             raise PlanError(f"cost model {cost_model.name!r} is for "
                             f"{cost_model.world_size} ranks; this job has {world_size}")
         check_max_degree(ModelShape.of(hf_config), cost_model.max_degree)
+        check_outputs(config)
     except (ModelError, PlanError, ValueError, OSError) as error:
         raise SystemExit(f"flexsp.train: {error}") from None
     return hf_config, cost_model
+
+
+def check_outputs(config: Config) -> None:
+    """Creates or probes every output location now, so that one that cannot be written stops
+    the job before any work rather than at the first checkpoint or after the last step."""
+    if config.train.checkpoint_dir:
+        writable_directory(config.train.checkpoint_dir, "train.checkpoint_dir")
+    if config.train.metrics_file:
+        appendable_file(config.train.metrics_file, "train.metrics_file")
+    if config.train.tensorboard_dir:
+        writable_directory(config.train.tensorboard_dir, "train.tensorboard_dir")
+    if config.parallel.export_dir:
+        writable_directory(config.parallel.export_dir, "parallel.export_dir")
+
+
+class StopTraining(Exception):
+    """Ends the run on every rank alike with the message (the same on every rank)."""
+
+
+@dataclass
+class Progress:
+    """Where a run is, for the one line that a failure ends it with, and what to close then."""
+
+    step: int = 0
+    collective_timeout_s: float = 0.0
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - closing after a failure; the failure is the news
+                pass
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Runs `run`; a failure during the run (a non-finite loss, a checkpoint that cannot be
+    written, a rank that stopped answering) ends it as one line on every rank that sees it."""
+    progress = Progress()
+    try:
+        return run(argv, progress)
+    except (StopTraining, CheckpointError) as error:
+        progress.close()
+        raise SystemExit(f"flexsp.train: {error}") from None
+    except RuntimeError as error:
+        if not dist.is_initialized() or not is_collective_failure(error):
+            raise
+        progress.close()
+        raise SystemExit("flexsp.train: " + peer_failure(
+            error, dist.get_rank(), dist.get_world_size(), progress.collective_timeout_s,
+            progress.step)) from None
 
 
 def next_plan(plan_source: PlanSource | None, step: int, lengths: list[int],
@@ -100,24 +158,26 @@ def next_plan(plan_source: PlanSource | None, step: int, lengths: list[int],
     return plan, source
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
+def run(argv: list[str] | None, progress: Progress) -> list[dict]:
     args = parse_args(argv)
+    flags = {"train.steps": "steps", "train.checkpoint_dir": "checkpoint_dir",
+             "train.checkpoint_every": "checkpoint_every", "train.metrics_file": "metrics_file",
+             "planner.strategy": "strategy", "parallel.export_dir": "export"}
+    overrides = {key: (getattr(args, name), "--" + name.replace("_", "-"))
+                 for key, name in flags.items() if getattr(args, name) is not None}
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, overrides)
     except (ValueError, OSError) as error:
         raise SystemExit(f"flexsp.train: {error}") from None
-    for key in ("steps", "checkpoint_dir", "checkpoint_every", "metrics_file"):
-        if getattr(args, key) is not None:
-            setattr(config.train, key, getattr(args, key))
-    if args.strategy is not None:
-        config.planner.strategy = args.strategy
-    if args.export is not None:
-        config.parallel.export_dir = args.export
+    if args.stop_after is not None and args.stop_after < 1:
+        raise SystemExit(f"flexsp.train: --stop-after {args.stop_after}: must be at least 1")
+    progress.collective_timeout_s = config.train.collective_timeout_s
     hf_config, cost_model = startup_checks(config, int(os.environ.get("WORLD_SIZE", "1")))
     try:
         dataset = build_dataset(config, hf_config.vocab_size)
     except (ValueError, OSError) as error:
         raise SystemExit(f"flexsp.train: {error}") from None
+    resume_from = choose_resume(config, data_position(config, dataset)) if args.resume else None
     rank, world_size, device = init_distributed(config.train.collective_timeout_s)
     model, optimizer = build_sharded_model(config, hf_config, world_size, device)
     dtype = compute_dtype(config.parallel.mixed_precision, getattr(torch, config.train.dtype))
@@ -127,7 +187,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     pool = GroupPool(world_size, rank, cost_model.max_degree)
     pool_ms = (time.perf_counter() - t0) * 1e3
     data_state = data_position(config, dataset)
-    start_step = resume(config, model, optimizer, data_state) if args.resume else 0
+    start_step = resume(*resume_from, model, optimizer) if resume_from else 0
     eval_batches = (dataset.eval_batches(config.train.eval_sequences)
                     if config.train.eval_every > 0 and isinstance(dataset, TokenDataset) else [])
 
@@ -143,6 +203,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         log.info("model %s, compute in %s (mixed precision %s), attention kernel: %s; "
                  "peak %s TFLOP/s per rank", hf_config.model_type, str(dtype).removeprefix("torch."),
                  config.parallel.mixed_precision, kernel_for(device, dtype), meter.peak or "unknown")
+        progress.closers.append(plan_source.close)
 
     eval_plans: list[Plan] = []
     if eval_batches:
@@ -158,7 +219,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     last = min(steps, args.stop_after or steps)
     metrics = MetricsLog(train.metrics_file, train.tensorboard_dir, steps, start_step) \
         if rank == 0 else None
+    if metrics is not None:
+        progress.closers.append(metrics.close)
     for step in range(start_step, last):
+        progress.step = step + 1
         t_start = time.perf_counter()
         batch = dataset.batch(step)
         next_lengths = dataset.batch(step + 1).lengths if rank == 0 and step + 1 < steps else None
@@ -174,6 +238,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
         records.append(step_record(step, loss, lr, batch.lengths, plan, source, step_ms,
                                    (t_plan - t_start) * 1e3, result.timings_ms["dispatch"]))
         records[-1].update(meter.figures(batch.lengths, step_ms))
+        if result.skipped:  # the loss or the gradient norm was not finite: no update was made
+            if train.nonfinite_loss == "stop":
+                what = (f"the loss is not finite ({loss})" if not math.isfinite(loss) else
+                        f"the gradient norm is not finite (loss {loss:.4f})")
+                raise StopTraining(
+                    f"step {step + 1}: {what}; stopped before updating the model "
+                    "(train.nonfinite_loss: stop; 'skip' passes over such steps); lower "
+                    "train.lr or check the data")
+            records[-1].update(loss=None, skipped=True)
         if rank == 0:
             metrics.train(records[-1])
         if eval_batches and due(step, train.eval_every, steps):
@@ -222,18 +295,31 @@ def data_position(config: Config, dataset: Dataset) -> dict:
             "batch_sequences": config.data.batch_sequences}
 
 
-def resume(config: Config, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-           data_state: dict) -> int:
+def choose_resume(config: Config, data_state: dict) -> tuple[Path, list[str]]:
+    """The newest intact checkpoint (verified against its manifest) and what was wrong with
+    any newer one; refuses, before any collective, a directory with none or another stream."""
     if config.train.checkpoint_dir is None:
-        raise SystemExit("--resume needs a checkpoint directory")
-    path = latest_checkpoint(config.train.checkpoint_dir)
+        raise SystemExit("flexsp.train: --resume needs a checkpoint directory")
+    path, damaged = choose_checkpoint(config.train.checkpoint_dir)
     if path is None:
-        raise SystemExit(f"--resume: no checkpoint in {config.train.checkpoint_dir}")
+        found = f" ({'; '.join(damaged)})" if damaged else ""
+        raise SystemExit(f"flexsp.train: --resume: no intact checkpoint in "
+                         f"{config.train.checkpoint_dir}{found}")
     try:
         check_data_state(path, data_state)
     except ValueError as error:
-        raise SystemExit(f"--resume: {error}") from None
-    steps_done = load_checkpoint(path, model, optimizer)
+        raise SystemExit(f"flexsp.train: --resume: {error}") from None
+    return path, damaged
+
+
+def resume(path: Path, damaged: list[str], model: torch.nn.Module,
+           optimizer: torch.optim.Optimizer) -> int:
+    for problem in damaged:
+        log.warning("%s; resuming from %s instead", problem, path)
+    try:
+        steps_done = load_checkpoint(path, model, optimizer)
+    except CheckpointError as error:
+        raise SystemExit(f"flexsp.train: --resume: {error}") from None
     log.info("resumed from %s (%d steps done)", path, steps_done)
     return steps_done
 
@@ -253,9 +339,11 @@ def step_record(step: int, loss: float, lr: float, lengths: list[int], plan: Pla
 
 def summarize(records: list[dict]) -> None:
     """One closing line: loss from the first to the last steps, throughput, time outside compute."""
-    k = min(3, len(records))
-    first = sum(r["loss"] for r in records[:k]) / k
-    last = sum(r["loss"] for r in records[-k:]) / k
+    losses = [r["loss"] for r in records if not r.get("skipped")]
+    skipped = len(records) - len(losses)
+    k = min(3, len(losses))
+    first = sum(losses[:k]) / k if k else float("nan")
+    last = sum(losses[-k:]) / k if k else float("nan")
     # Leave out the first step from the timing figures: it pays for warm-up.
     timed = records[1:] or records
     total_ms = sum(r["step_ms"] for r in timed)
@@ -267,7 +355,8 @@ def summarize(records: list[dict]) -> None:
           f" | {tokens / (total_ms / 1e3):.0f} tok/s | outside compute "
           f"{100 * (plan_ms + dispatch_ms) / total_ms:.1f}% of step time (plan wait "
           f"{100 * plan_ms / total_ms:.1f}%, dispatch {100 * dispatch_ms / total_ms:.1f}%)"
-          f" | plans: {len(records) - fallbacks} from the planner, {fallbacks} fallback", flush=True)
+          f" | plans: {len(records) - fallbacks} from the planner, {fallbacks} fallback"
+          + (f" | skipped {skipped} steps with a non-finite loss" if skipped else ""), flush=True)
 
 
 if __name__ == "__main__":
