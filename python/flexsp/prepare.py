@@ -256,17 +256,17 @@ def prepare(tokenizer_dir: str | Path, inputs: list[str | Path], out: str | Path
     vocab_size = len(tokenizer)
     dtype = np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
     held_out = Fraction(str(eval_fraction))
-    try:
-        if partial.exists():
-            shutil.rmtree(partial)  # left by an interrupted run; never read
-        partial.mkdir(parents=True)
-    except OSError as error:
-        raise PrepareError(f"{partial}: cannot create the output ({reason(error)})") from None
     writer = ShardWriter(partial, dtype, shard_tokens, masks=encoder is not None)
     bar = _progress_bar(progress, inputs)
     started = time.perf_counter()
     documents = tokens = input_bytes = unlabelled = 0
-    try:
+    try:  # from here on, an interruption (Ctrl-C) removes whatever was written
+        try:
+            if partial.exists():
+                shutil.rmtree(partial)  # left by an interrupted run; never read
+            partial.mkdir(parents=True)
+        except OSError as error:
+            raise PrepareError(f"{partial}: cannot create the output ({reason(error)})") from None
         for path in inputs:
             if encoder is not None:
                 documents, tokens, input_bytes, unlabelled = _encode_chat(
