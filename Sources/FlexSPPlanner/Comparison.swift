@@ -41,12 +41,12 @@ public struct Comparison: Sendable {
     ///   (a bug in that strategy, reported with the broken rule).
     public func run(
         batches: [[Int]], costModel: CostModel, strategies: [Strategy], progress: (String) -> Void = { _ in }
-    ) throws(PlanningError) -> [Result] {
+    ) async throws(PlanningError) -> [Result] {
         var results: [Result] = []
         for strategy in strategies {
             var result = Result(strategy: strategy.description, stepMS: [], solverMS: [], gaps: [], shapes: [])
             for (index, lengths) in batches.enumerated() {
-                let plan = try planner.plan(Batch(lengths: lengths, costModel: costModel), strategy: strategy)
+                let plan = try await planner.plan(Batch(lengths: lengths, costModel: costModel), strategy: strategy)
                 if let broken = Simulator.violations(in: plan).first {
                     throw .infeasible(strategy: strategy.description, reason: "batch \(index): invalid plan: \(broken)")
                 }
@@ -85,10 +85,10 @@ extension Comparison {
     /// - Throws: what `run` throws.
     public func compare(
         batches: [[Int]], costModel: CostModel, strategies: [Strategy], progress: (String) -> Void = { _ in }
-    ) throws(PlanningError) -> Outcome {
+    ) async throws(PlanningError) -> Outcome {
         let staticIndex = strategies.firstIndex { if case .staticDegree(nil) = $0 { true } else { false } }
         let planned = staticIndex == nil ? strategies + [.staticDegree(nil)] : strategies
-        let results = try run(batches: batches, costModel: costModel, strategies: planned, progress: progress)
+        let results = try await run(batches: batches, costModel: costModel, strategies: planned, progress: progress)
         return Outcome(
             results: staticIndex == nil ? Array(results.dropLast()) : results,
             baseline: results[staticIndex ?? results.count - 1],

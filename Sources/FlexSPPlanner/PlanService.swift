@@ -21,7 +21,7 @@ public struct PlanService: Sendable {
     }
 
     /// The reply to one request line: a plan document with the request's id, or an error.
-    public func respond(to line: Data) -> Data {
+    public func respond(to line: Data) async -> Data {
         guard line.count <= Limits.maxDocumentBytes else {
             return reply(id: nil, error: "request has \(line.count) bytes, more than the limit of \(Limits.maxDocumentBytes)")
         }
@@ -39,7 +39,7 @@ public struct PlanService: Sendable {
             return reply(id: nil, error: "\"id\" must be an integer, a string of at most 256 characters, or null")
         }
         do {
-            let plan = try plan(for: request)
+            let plan = try await plan(for: request)
             // The plan document with "id" spliced in as its first key.
             var data = Data("{\"id\":".utf8)
             data.append(encodeID(id))
@@ -63,7 +63,7 @@ public struct PlanService: Sendable {
         return value.isFinite && value == value.rounded() && abs(value) <= 9_007_199_254_740_992
     }
 
-    private func plan(for request: [String: Any]) throws -> Plan {
+    private func plan(for request: [String: Any]) async throws -> Plan {
         if let unknown = request.keys.sorted().first(where: { !Self.requestFields.contains($0) }) {
             throw RequestError("unknown field \(unknown.quotedForMessage()); a request has \(Self.requestFields.map { "\"\($0)\"" }.joined(separator: ", "))")
         }
@@ -98,7 +98,7 @@ public struct PlanService: Sendable {
             guard let text = name as? String else { throw RequestError("\"strategy\" must be a string") }
             strategy = try Strategy(parsing: text)
         }
-        return try planner.plan(Batch(lengths: lengths, costModel: model), strategy: strategy)
+        return try await planner.plan(Batch(lengths: lengths, costModel: model), strategy: strategy)
     }
 
     private func reply(id: Any?, error: String) -> Data {

@@ -4,8 +4,13 @@ import FlexSPCore
 ///
 ///     let planner = Planner()
 ///     let batch = try Batch(lengths: [4_096, 1_024, 512], costModel: model)
-///     let plan = try planner.plan(batch, strategy: .flexsp)
+///     let plan = try await planner.plan(batch, strategy: .flexsp)
 ///     plan.estStepMS, plan.lowerBoundMS, plan.solver.wallMS
+///
+/// Work that does not depend on other work runs side by side on up to `threads` cores with
+/// structured concurrency: flexsp's candidate splits and seeds, the repacking of separate
+/// micro-batches, and the thorough lower bound beside the solve. Results are gathered in a fixed
+/// order, so the plan is the same for every thread count.
 public struct Planner: Sendable {
     /// Wall-clock budget of the `milp` strategy per batch.
     public var milpTimeLimitSeconds: Double
@@ -16,13 +21,19 @@ public struct Planner: Sendable {
     public var datasetLongest: Int?
     /// Which lower bound plans state (`LowerBound`); its time counts in the plan's wall time.
     public var bound: BoundMode
+    /// The most planning tasks that run at once (`--threads`); at least 1.
+    public var threads: Int
+
+    /// All the cores this process may use: the default of `threads`.
+    public static var allCores: Int { Parallel.allCores }
 
     public init(milpTimeLimitSeconds: Double = 10, bucketCount: Int = Bucketing.defaultCount, datasetLongest: Int? = nil,
-                bound: BoundMode = .quick) {
+                bound: BoundMode = .quick, threads: Int = Planner.allCores) {
         self.milpTimeLimitSeconds = milpTimeLimitSeconds
         self.bucketCount = bucketCount
         self.datasetLongest = datasetLongest
         self.bound = bound
+        self.threads = max(1, threads)
     }
 
     /// The static degree `static` (without `:D`) resolves to for this batch.
@@ -40,18 +51,24 @@ public struct Planner: Sendable {
     /// bound and the solver's wall time.
     ///
     /// - Throws: the strategy's `PlanningError` when it finds no valid plan.
-    public func plan(_ batch: Batch, strategy: Strategy) throws(PlanningError) -> Plan {
+    public func plan(_ batch: Batch, strategy: Strategy) async throws(PlanningError) -> Plan {
         let clock = ContinuousClock()
         let started = clock.now
+        let mode = bound
+        // The thorough bound (LPs) needs only the batch: given a second thread, it is computed
+        // beside the solve, which then gets one thread less (the quick one costs next to nothing).
+        let beside = threads > 1 && mode == .thorough
+        let solveThreads = beside ? threads - 1 : threads
+        async let besideSolve: Double? = beside ? LowerBound.stepTime(batch, mode: mode) : nil
         let solution: Solution
         var resolved = strategy
         switch strategy {
         case .flexsp:
-            solution = try FlexSPSolver().solve(batch)
+            solution = try await FlexSPSolver(threads: solveThreads).solve(batch)
         case .milp:
             solution = try MILPSolver(timeLimitSeconds: milpTimeLimitSeconds, bucketCount: bucketCount).solve(batch)
         case .batchAdaptive:
-            solution = try BatchAdaptiveSolver().solve(batch)
+            solution = try await BatchAdaptiveSolver(threads: solveThreads).solve(batch)
         case .staticDegree(let degree):
             let d: Int
             if let degree { d = degree } else { d = try staticDegree(for: batch) }
@@ -60,7 +77,8 @@ public struct Planner: Sendable {
         case .megatronDCP:
             solution = try MegatronDCPSolver().solve(batch)
         }
-        let bound = LowerBound.stepTime(batch, mode: self.bound)
+        let bound: Double
+        if let computed = await besideSolve { bound = computed } else { bound = LowerBound.stepTime(batch, mode: mode) }
         let wall = (clock.now - started).seconds * 1000
         let plan = Plan(strategy: resolved.description, costModel: batch.costModel, sequences: batch.sequences,
                     schedule: solution.schedule, lowerBoundMS: bound,

@@ -4,12 +4,18 @@ enum CLIError: Error, CustomStringConvertible {
     case unwritable(path: String, reason: String)
     case invalidPlan(path: String, violations: [String])
     case invalidDocument(path: String, reason: String)
+    /// The padding rule (a multiple of 2 x world size) leaves no length under the max context.
+    case paddingExceedsContext(worldSize: Int, maxContext: Int)
 
     var description: String {
         switch self {
         case .unreadable(let path, let reason): "cannot read \(path): \(reason)"
         case .unwritable(let path, let reason): "cannot write \(path): \(reason)"
         case .invalidDocument(let path, let reason): "\(path): \(reason)"
+        case .paddingExceedsContext(let worldSize, let maxContext):
+            "the padding rule pads every sequence to a multiple of 2 x --world-size (\(2 * worldSize) tokens on \(worldSize) GPUs), "
+                + "which leaves no room under --max-context (\(maxContext) tokens): give a --max-context above \(2 * worldSize), "
+                + "a smaller --world-size, or --raw to plan the lengths as they are"
         case .invalidPlan(let path, let violations):
             "\(path) breaks \(violations.count) rule(s):\n" + violations.map { "  - \($0)" }.joined(separator: "\n")
         }

@@ -4,7 +4,7 @@ import FlexSPPlanner
 import FlexSPRender
 import Foundation
 
-struct CompareCommand: ParsableCommand {
+struct CompareCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compare",
         abstract: "Plan many batches with several strategies and compare their step times.",
@@ -43,14 +43,14 @@ struct CompareCommand: ParsableCommand {
         if let plot { try checkWritable(plot) }
     }
 
-    func run() throws {
+    func run() async throws {
         let model = try costModel.resolve()
         let data = try workload.load(costModel: model, maxContext: costModel.maxContext.tokens)
         try data.requireBatches(steps)
         if data.dropped > 0 {
             printError("\(data.source): dropped \(data.dropped) sequences longer than \(data.rule.maxLength) tokens")
         }
-        let outcome = try Comparison(planner: planner.planner(datasetLongest: data.lengths.max())).compare(
+        let outcome = try await Comparison(planner: planner.planner(datasetLongest: data.lengths.max())).compare(
             batches: (0 ..< steps).map { data.batch($0) }, costModel: model, strategies: strategies.strategies,
             progress: { printError($0) })
         let report = ComparisonReport(

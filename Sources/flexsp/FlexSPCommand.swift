@@ -3,7 +3,7 @@ import FlexSPCore
 import Foundation
 
 @main
-struct FlexSPCommand: ParsableCommand {
+struct FlexSPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flexsp",
         abstract: "Plan flexible sequence parallelism for LLM training on variable-length data.",
@@ -22,10 +22,10 @@ struct FlexSPCommand: ParsableCommand {
 
     /// Runs a command; an error's message goes to stderr with control characters escaped, so
     /// text echoed from a file or an argument cannot drive the terminal.
-    static func main() {
+    static func main() async {
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var planning = command as? AsyncParsableCommand { try await planning.run() } else { try command.run() }
         } catch {
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }  // --help, --version: the usual output

@@ -3,7 +3,7 @@ import FlexSPCore
 import FlexSPPlanner
 import Foundation
 
-struct PlanCommand: ParsableCommand {
+struct PlanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Plan one global batch and print the plan.",
@@ -32,7 +32,7 @@ struct PlanCommand: ParsableCommand {
         guard step >= 0 else { throw ValidationError("--step must be 0 or more, got \(step)") }
     }
 
-    func run() throws {
+    func run() async throws {
         let model = try costModel.resolve()
         let data = try workload.load(costModel: model, maxContext: costModel.maxContext.tokens)
         guard step < data.batchCount else {
@@ -42,7 +42,7 @@ struct PlanCommand: ParsableCommand {
         if data.dropped > 0 {
             printError("\(data.source): dropped \(data.dropped) sequences longer than \(data.rule.maxLength) tokens")
         }
-        let plan = try planner.planner(datasetLongest: data.lengths.max())
+        let plan = try await planner.planner(datasetLongest: data.lengths.max())
             .plan(Batch(lengths: data.batch(step), costModel: model), strategy: strategy)
         if json {
             FileHandle.standardOutput.write(plan.jsonData() + Data("\n".utf8))

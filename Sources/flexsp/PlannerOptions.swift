@@ -2,8 +2,8 @@ import ArgumentParser
 import FlexSPCore
 import FlexSPPlanner
 
-/// How the planner works, shared by `plan`, `compare` and `serve`: the lower bound plans state
-/// and the `milp` strategy's time budget.
+/// How the planner works, shared by `plan`, `compare` and `serve`: the lower bound plans state,
+/// the `milp` strategy's time budget and the cores planning may use.
 struct PlannerOptions: ParsableArguments {
     @Option(help: "Lower bound plans state: quick (closed form) or thorough (linear programs: tighter, slower).")
     var bound: BoundMode = .quick
@@ -11,16 +11,28 @@ struct PlannerOptions: ParsableArguments {
     @Option(name: .customLong("milp-time-limit"), help: "Seconds the milp strategy may spend on each batch.")
     var milpTimeLimit: Double = 10
 
+    @Option(help: ArgumentHelp(
+        "Cores planning may use (default: all of them); the plan is the same for any count.",
+        valueName: "n"))
+    var threads: Int = Planner.allCores
+
     func validate() throws {
         guard milpTimeLimit.isFinite, milpTimeLimit > 0, milpTimeLimit <= Limits.maxMILPTimeLimitSeconds else {
             throw ValidationError(
                 "--milp-time-limit must be a number of seconds above 0 and at most \(Int(Limits.maxMILPTimeLimitSeconds)), got \(milpTimeLimit)")
         }
+        guard (1 ... Self.maxThreads).contains(threads) else {
+            throw ValidationError("--threads must be between 1 and \(Self.maxThreads), got \(threads)")
+        }
     }
+
+    /// More tasks than this would only queue: a planning step has at most a few dozen
+    /// independent pieces.
+    static let maxThreads = 1_024
 
     /// The planner these flags describe; `datasetLongest` fixes what `static` resolves to.
     func planner(datasetLongest: Int? = nil) -> Planner {
-        Planner(milpTimeLimitSeconds: milpTimeLimit, datasetLongest: datasetLongest, bound: bound)
+        Planner(milpTimeLimitSeconds: milpTimeLimit, datasetLongest: datasetLongest, bound: bound, threads: threads)
     }
 }
 

@@ -3,7 +3,7 @@ import FlexSPCore
 import FlexSPPlanner
 import Foundation
 
-struct ServeCommand: ParsableCommand {
+struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Plan batches for a running training job: JSON lines on stdin, plans on stdout.",
@@ -13,7 +13,7 @@ struct ServeCommand: ParsableCommand {
             the flags). Sequences get ids 0, 1, ... in request order and are planned as given \
             (no padding, no dropping). The reply is one line: the plan document with the same \
             "id", or {"id": 7, "error": "..."} for a bad request, after which the service goes \
-            on. It stops at the end of its input. A request may hold at most 8192 \
+            on. It stops at the end of its input. A request may hold at most 65536 \
             lengths of at most 2^40 tokens each, in a line of at most 16 MiB; larger ones get \
             an error reply (docs/CONTRACT.md).
             """
@@ -26,7 +26,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Default strategy for requests that name none.")
     var strategy: Strategy = .flexsp
 
-    func run() throws {
+    func run() async throws {
         let service = PlanService(
             costModel: try costModel.resolve(), strategy: strategy, planner: planner.planner())
         var lines = RequestLines(limit: Limits.maxDocumentBytes)
@@ -35,7 +35,7 @@ struct ServeCommand: ParsableCommand {
             switch line {
             case .request(let bytes):
                 if bytes.allSatisfy({ [0x20, 0x09, 0x0D].contains($0) }) { continue }
-                reply = service.respond(to: bytes)
+                reply = await service.respond(to: bytes)
             case .tooLong(let count):
                 reply = Data(#"{"id":null,"error":"request line has \#(count) bytes, more than the limit of \#(Limits.maxDocumentBytes)"}"#.utf8)
             }

@@ -26,6 +26,10 @@ struct WorkloadOptions: ParsableArguments {
             throw CLIError.unreadable(path: lengths, reason: "not UTF-8 text")
         }
         let raw = try LengthFile.parse(text, source: lengths)
+        // The rule keeps lengths up to max context - 2 x world size: none on a huge cluster.
+        guard self.raw || maxContext > 2 * costModel.worldSize else {
+            throw CLIError.paddingExceedsContext(worldSize: costModel.worldSize, maxContext: maxContext)
+        }
         let rule = self.raw
             ? Workload.Rule(padMultiple: 1, maxLength: .max)
             : Workload.Rule.reference(maxContext: maxContext, worldSize: costModel.worldSize)

@@ -49,10 +49,10 @@ import Testing
 
     let model = try! CostModel.preset(model: "gpt-7b", cluster: "a100-40g-8x8", maxContext: 393_216, worldSize: 8)
 
-    @Test func garbledInputIsRefusedPlainlyAndNeverTraps() throws {
+    @Test func garbledInputIsRefusedPlainlyAndNeverTraps() async throws {
         var rng = SplitMix(state: 0x5EED_F1E5)
         let service = PlanService(costModel: model, strategy: .flexsp, planner: Planner(milpTimeLimitSeconds: 1))
-        let plan = try Planner().plan(Batch(lengths: [9000, 3000, 500, 500, 77], costModel: model), strategy: .flexsp)
+        let plan = try await Planner().plan(Batch(lengths: [9000, 3000, 500, 500, 77], costModel: model), strategy: .flexsp)
         let seeds: [[UInt8]] = [
             Array(#"{"id": 7, "lengths": [20000, 3000, 500, 1], "strategy": "batch-ada"}"#.utf8),
             Array(model.jsonData()),
@@ -76,7 +76,7 @@ import Testing
                 do { _ = try LengthFile.parse(String(decoding: input, as: UTF8.self), source: "f") } catch {
                     #expect(Self.isPlain(error.description), "\(error)")
                 }
-                let reply = service.respond(to: data)
+                let reply = await service.respond(to: data)
                 try StrictJSON.check(reply)
                 let object = try #require(try JSONSerialization.jsonObject(with: reply) as? [String: Any])
                 #expect(object.keys.contains("id"))

@@ -8,7 +8,7 @@ import Testing
 @Suite struct LowerBoundTests {
     /// Issue 11 #13: per-group rounding lets two 1-GPU groups hold 6 tokens where one 2-GPU
     /// group holds 5, so one micro-batch suffices and the optimum is 103 ms.
-    @Test func smallGroupsTogetherHoldMoreThanTheWholeCluster() throws {
+    @Test func smallGroupsTogetherHoldMoreThanTheWholeCluster() async throws {
         let model = CostModel(name: "rounding", worldSize: 2, gpusPerNode: 2, memoryBudgetMB: 2.9999999991,
                               modelStatesMB: 0, activationMBPerToken: 1, alpha1: 0, alpha2: 1, beta1: 100,
                               a2aMBPerToken: 1, a2aBandwidthGBps: [2: 1], maxDegree: 2)
@@ -21,7 +21,7 @@ import Testing
         for mode in BoundMode.allCases {
             let bound = LowerBound.stepTime(batch, mode: mode)
             #expect(bound <= optimum * (1 + 1e-9), "\(mode) bound \(bound) above the optimum \(optimum)")
-            let plan = try Planner(bound: mode).plan(batch, strategy: .flexsp)
+            let plan = try await Planner(bound: mode).plan(batch, strategy: .flexsp)
             #expect(Simulator.violations(in: plan).isEmpty, "\(mode): \(Simulator.violations(in: plan))")
         }
     }
@@ -103,7 +103,7 @@ import Testing
     /// Real batches of the bundled samples at 64 GPUs: the thorough bound stays below every
     /// strategy's plan and sharpens the quick one where long sequences dominate.
     @Test(arguments: ["wikipedia-sample.txt", "github_code-sample.txt"])
-    func thoroughBoundStaysBelowRealPlans(file: String) throws {
+    func thoroughBoundStaysBelowRealPlans(file: String) async throws {
         let model = try CostModel.preset(model: "gpt-7b", cluster: "a100-40g-8x8", maxContext: 393_216)
         let url = SampleDataTests.repository.appendingPathComponent("data/lengths/\(file)")
         let lengths = try LengthFile.parse(String(contentsOf: url, encoding: .utf8), source: file)
@@ -116,7 +116,7 @@ import Testing
             let thorough = LowerBound.stepTime(batch, mode: .thorough)
             #expect(thorough >= quick)
             for strategy in [Strategy.flexsp, .batchAdaptive, .staticDegree(nil), .megatronDCP] {
-                let plan = try planner.plan(batch, strategy: strategy)
+                let plan = try await planner.plan(batch, strategy: strategy)
                 #expect(thorough <= plan.estStepMS * (1 + 1e-9), "\(file) step \(step): bound \(thorough) above \(strategy)'s \(plan.estStepMS)")
             }
         }

@@ -15,7 +15,7 @@ import Testing
         #expect(result[5 ... 12].allSatisfy { $0 == nil })
     }
 
-    @Test func everyStrategyPlansMoreThan1024SequencesThatEachFillTheCluster() throws {
+    @Test func everyStrategyPlansMoreThan1024SequencesThatEachFillTheCluster() async throws {
         // 2 GPUs of 10,000 tokens each: every 15,000-token sequence is a micro-batch of its own.
         let model = CostModel(
             name: "two-gpus", worldSize: 2, gpusPerNode: 2, memoryBudgetMB: 1_000, modelStatesMB: 0,
@@ -23,7 +23,7 @@ import Testing
             a2aBandwidthGBps: [2: 100], maxDegree: 2)
         let batch = try Batch(lengths: [Int](repeating: 15_000, count: 1_025), costModel: model)
         for strategy in [Strategy.flexsp, .batchAdaptive, .staticDegree(nil), .megatronDCP] {
-            let plan = try Planner().plan(batch, strategy: strategy)
+            let plan = try await Planner().plan(batch, strategy: strategy)
             #expect(Simulator.violations(in: plan).isEmpty, "\(strategy)")
             #expect(plan.microBatches.count == 1_025, "\(strategy)")
         }

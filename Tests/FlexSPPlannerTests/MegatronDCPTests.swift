@@ -35,7 +35,7 @@ import Testing
 
     /// Step times of the real scheduler's plans (issue 10), gpt-7b / 384K on 64 A100s, batches of
     /// 512 from the head of `wikipedia.txt` (the bundled sample holds the same lines).
-    @Test func matchesMegatronCoreOnWikipedia() throws {
+    @Test func matchesMegatronCoreOnWikipedia() async throws {
         let targets: [Int: Double] = [0: 3_233.6, 1: 7_674.4, 6: 6_244.8, 8: 13_558.6]
         let model = try CostModel.preset(model: "gpt-7b", cluster: "a100-40g-8x8", maxContext: 393_216)
         let url = SampleDataTests.repository.appendingPathComponent("data/lengths/wikipedia-sample.txt")
@@ -44,7 +44,7 @@ import Testing
                                 rule: .reference(maxContext: 393_216, worldSize: 64))
         let planner = Planner()
         for (step, target) in targets {
-            let plan = try planner.plan(try Batch(lengths: data.batch(step), costModel: model), strategy: .megatronDCP)
+            let plan = try await planner.plan(try Batch(lengths: data.batch(step), costModel: model), strategy: .megatronDCP)
             #expect(Simulator.violations(in: plan).isEmpty)
             #expect(abs(plan.estStepMS - target) <= 0.001 * target, "batch \(step): \(plan.estStepMS) ms, Megatron-Core \(target) ms")
         }

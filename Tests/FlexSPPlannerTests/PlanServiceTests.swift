@@ -7,13 +7,13 @@ import Testing
     let model = try! CostModel.preset(model: "gpt-7b", cluster: "a100-40g-8x8", maxContext: 393_216, worldSize: 8)
     var service: PlanService { PlanService(costModel: model, strategy: .flexsp, planner: Planner(milpTimeLimitSeconds: 1)) }
 
-    func reply(_ line: String) throws -> [String: Any] {
-        let data = service.respond(to: Data(line.utf8))
+    func reply(_ line: String) async throws -> [String: Any] {
+        let data = await service.respond(to: Data(line.utf8))
         return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 
-    @Test func aRequestGetsAValidPlanWithItsID() throws {
-        let data = service.respond(to: Data(#"{"id": 7, "lengths": [20000, 3000, 500, 500, 1]}"#.utf8))
+    @Test func aRequestGetsAValidPlanWithItsID() async throws {
+        let data = await service.respond(to: Data(#"{"id": 7, "lengths": [20000, 3000, 500, 500, 1]}"#.utf8))
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         #expect(object["id"] as? Int == 7)
         let plan = try Plan(json: data)
@@ -22,17 +22,17 @@ import Testing
         #expect(plan.sequences.map(\.id) == [0, 1, 2, 3, 4])
     }
 
-    @Test func requestsMayChooseStrategyAndCostModel() throws {
+    @Test func requestsMayChooseStrategyAndCostModel() async throws {
         let other = try CostModel.preset(model: "gpt-13b", cluster: "a100-40g-8x8", maxContext: 196_608, worldSize: 16)
         let document = String(decoding: other.jsonData(), as: UTF8.self)
-        let data = service.respond(to: Data(#"{"id": "b", "lengths": [4096, 4096], "strategy": "static:2", "cost_model": \#(document)}"#.utf8))
+        let data = await service.respond(to: Data(#"{"id": "b", "lengths": [4096, 4096], "strategy": "static:2", "cost_model": \#(document)}"#.utf8))
         let plan = try Plan(json: data)
         #expect(plan.worldSize == 16)
         #expect(plan.strategy == "static:2")
         #expect(plan.microBatches.allSatisfy { $0.groups.allSatisfy { $0.degree == 2 } })
     }
 
-    @Test func badRequestsGetErrorsThatSayWhy() throws {
+    @Test func badRequestsGetErrorsThatSayWhy() async throws {
         let cases: [(String, String)] = [
             ("garbage", "not valid JSON"),
             ("[1, 2]", "must be a JSON object"),
@@ -47,13 +47,13 @@ import Testing
             (#"{"id": 1, "lengths": [100], "cost_model": {"version": 1}}"#, "is missing"),
         ]
         for (request, expected) in cases {
-            let object = try reply(request)
+            let object = try await reply(request)
             let error = try #require(object["error"] as? String, "no error for \(request)")
             #expect(error.contains(expected), "\(request) -> \(error)")
         }
-        #expect(try reply(#"{"id": 9, "lengths": [-1]}"#)["id"] as? Int == 9)
+        #expect(try await reply(#"{"id": 9, "lengths": [-1]}"#)["id"] as? Int == 9)
         // And the service still answers good requests.
-        #expect(try reply(#"{"id": 2, "lengths": [100]}"#)["micro_batches"] != nil)
+        #expect(try await reply(#"{"id": 2, "lengths": [100]}"#)["micro_batches"] != nil)
     }
 }
 
@@ -72,11 +72,11 @@ import Testing
         }
     }
 
-    @Test func staticDegreeThatCannotHoldTheBatch() throws {
+    @Test func staticDegreeThatCannotHoldTheBatch() async throws {
         let batch = try Batch(lengths: [20_000, 100], costModel: model)
-        #expect(throws: PlanningError.self) { try Planner().plan(batch, strategy: .staticDegree(1)) }
-        #expect(throws: PlanningError.invalidStaticDegree(3, allowed: model.degrees)) {
-            try Planner().plan(batch, strategy: .staticDegree(3))
+        await #expect(throws: PlanningError.self) { try await Planner().plan(batch, strategy: .staticDegree(1)) }
+        await #expect(throws: PlanningError.invalidStaticDegree(3, allowed: model.degrees)) {
+            try await Planner().plan(batch, strategy: .staticDegree(3))
         }
     }
 
@@ -91,13 +91,13 @@ import Testing
     let model = try! CostModel.preset(model: "gpt-7b", cluster: "a100-40g-8x8", maxContext: 393_216, worldSize: 8)
     var service: PlanService { PlanService(costModel: model, strategy: .flexsp, planner: Planner(milpTimeLimitSeconds: 1)) }
 
-    func error(_ line: String) throws -> String {
-        let data = service.respond(to: Data(line.utf8))
+    func error(_ line: String) async throws -> String {
+        let data = await service.respond(to: Data(line.utf8))
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         return try #require(object["error"] as? String, "no error for \(line)")
     }
 
-    @Test func hostileRequestsAreRefusedWithTheReason() throws {
+    @Test func hostileRequestsAreRefusedWithTheReason() async throws {
         let cases: [(String, String)] = [
             (#"{"id":1,"lengths":[4096,],}"#, "line 1, column 25: expected a value"),
             (#"{"id":1,"lengths":[4096],"lengths":[1]}"#, "duplicate key 'lengths'"),
@@ -111,23 +111,23 @@ import Testing
             (#"{"id":1,"lengths":[4096],"cost_model":[1]}"#, "must be an object"),
             (#"{"id":1,"lengths":[4096],"cost_model":{"version":1,"world_size":64.5}}"#, "'world_size' should be an integer"),
             (#"{"id":1,"lengths":[4096],"strategy":"static:4611686018427387904"}"#, "static:4611686018427387904"),
-            ("{\"id\":1,\"lengths\":[" + Array(repeating: "1", count: Limits.maxSequences + 1).joined(separator: ",") + "]}", "more than the limit of 8192"),
+            ("{\"id\":1,\"lengths\":[" + Array(repeating: "1", count: Limits.maxSequences + 1).joined(separator: ",") + "]}", "more than the limit of 65536"),
         ]
         for (line, expected) in cases {
-            let message = try error(line)
+            let message = try await error(line)
             #expect(message.contains(expected), "\(line.prefix(80)) -> \(message)")
             #expect(!message.contains("NSCocoaErrorDomain") && !message.unicodeScalars.contains { $0.value < 0x20 })
         }
     }
 
-    @Test func hugeCostModelsPlanOrAreRefusedWithoutTrapping() throws {
+    @Test func hugeCostModelsPlanOrAreRefusedWithoutTrapping() async throws {
         var hugeBudget = model
         hugeBudget.memoryBudgetMB = 1e20
         var overflow = model
         overflow.alpha1 = 1e305
         for (document, lengths) in [(hugeBudget, "[300000, 4096]"), (overflow, "[4096]")] {
             let line = #"{"id":1,"lengths":\#(lengths),"cost_model":\#(String(decoding: document.jsonData(), as: UTF8.self))}"#
-            let data = service.respond(to: Data(line.utf8))
+            let data = await service.respond(to: Data(line.utf8))
             let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
             if let message = object["error"] as? String {
                 #expect(message.contains("too large to represent"), "\(message)")

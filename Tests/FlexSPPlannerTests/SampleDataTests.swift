@@ -17,7 +17,7 @@ import Testing
     }
 
     @Test(arguments: ["wikipedia-sample.txt", "github_code-sample.txt"])
-    func everyStrategyPlansValidly(file: String) throws {
+    func everyStrategyPlansValidly(file: String) async throws {
         let model = try CostModel.preset(model: "gpt-7b", cluster: "a100-40g-8x8", maxContext: 393_216)
         let data = try workload(file, model: model)
         let planner = Planner(milpTimeLimitSeconds: 1, datasetLongest: data.lengths.max())
@@ -25,7 +25,7 @@ import Testing
             let batch = try Batch(lengths: data.batch(step), costModel: model)
             var times: [String: Double] = [:]
             for strategy in [Strategy.flexsp, .milp, .batchAdaptive, .staticDegree(nil), .megatronDCP] {
-                let plan = try planner.plan(batch, strategy: strategy)
+                let plan = try await planner.plan(batch, strategy: strategy)
                 let violations = Simulator.violations(in: plan)
                 #expect(violations.isEmpty, "\(file) step \(step) \(strategy): \(violations.prefix(3))")
                 #expect(plan.sequences.count == 512)
@@ -43,9 +43,9 @@ import Testing
     let model = try! CostModel.preset(model: "gpt-7b", cluster: "a100-40g-8x8", maxContext: 393_216)
     let batches = [[200_000, 90_000, 8_000, 4_000, 1_000, 500], [30_000, 20_000, 10_000, 7_000]]
 
-    @Test func staticIsPlannedWhenNotAskedForAndLeftOutOfTheResults() throws {
+    @Test func staticIsPlannedWhenNotAskedForAndLeftOutOfTheResults() async throws {
         let comparison = Comparison(planner: Planner(datasetLongest: 200_000))
-        let outcome = try comparison.compare(batches: batches, costModel: model, strategies: [.flexsp, .batchAdaptive])
+        let outcome = try await comparison.compare(batches: batches, costModel: model, strategies: [.flexsp, .batchAdaptive])
         #expect(outcome.results.map(\.strategy) == ["flexsp", "batch-ada"])
         // The dataset's longest sequence fixes the degree.
         #expect(outcome.baseline.strategy == "static:\(model.minimumDegree(length: 200_000)!)")
@@ -53,9 +53,9 @@ import Testing
         #expect(outcome.batchAdaptive?.stepMS == outcome.results[1].stepMS)
     }
 
-    @Test func staticAskedForIsTheBaselineAndStaysInPlace() throws {
+    @Test func staticAskedForIsTheBaselineAndStaysInPlace() async throws {
         let comparison = Comparison(planner: Planner(datasetLongest: 200_000))
-        let outcome = try comparison.compare(batches: batches, costModel: model, strategies: [.staticDegree(nil), .flexsp])
+        let outcome = try await comparison.compare(batches: batches, costModel: model, strategies: [.staticDegree(nil), .flexsp])
         #expect(outcome.results.map(\.strategy) == [outcome.baseline.strategy, "flexsp"])
         #expect(outcome.results[0].stepMS == outcome.baseline.stepMS)
         #expect(outcome.batchAdaptive == nil)

@@ -21,14 +21,14 @@ import Testing
 
     static let seeds = Array(0 ..< 60)
 
-    @Test func lowerBoundNeverExceedsOptimumAndSolverNeverBeatsIt() throws {
+    @Test func lowerBoundNeverExceedsOptimumAndSolverNeverBeatsIt() async throws {
         var ratios: [Double] = []
         var optimal = 0
         for seed in Self.seeds {
             let lengths = instance(seed: seed)
             let batch = try Batch(lengths: lengths, costModel: model)
             let optimum = BruteForce.optimalStep(lengths: lengths, model: model)
-            let solution = try FlexSPSolver().solve(batch)
+            let solution = try await FlexSPSolver().solve(batch)
             let bound = LowerBound.stepTime(batch)
             #expect(bound <= optimum * (1 + 1e-9), "bound above optimum for \(lengths)")
             #expect(solution.stepTime >= optimum * (1 - 1e-9), "solver below the exact optimum for \(lengths): scoring bug")
@@ -44,24 +44,24 @@ import Testing
         #expect(worst <= 1.02, "worst ratio to optimum \(worst)")
     }
 
-    @Test func solutionsAreValidPlansWithTheStatedTime() throws {
+    @Test func solutionsAreValidPlansWithTheStatedTime() async throws {
         let planner = Planner(milpTimeLimitSeconds: 2)
         for seed in Self.seeds.prefix(15) {
             let batch = try Batch(lengths: instance(seed: seed), costModel: model)
             for strategy in [Strategy.flexsp, .milp, .batchAdaptive, .staticDegree(nil), .staticDegree(8), .megatronDCP] {
-                let plan = try planner.plan(batch, strategy: strategy)
+                let plan = try await planner.plan(batch, strategy: strategy)
                 #expect(Simulator.violations(in: plan).isEmpty, "\(strategy) on seed \(seed): \(Simulator.violations(in: plan))")
                 #expect(plan.lowerBoundMS <= plan.estStepMS * (1 + 1e-9))
             }
         }
     }
 
-    @Test func flexspIsExactOnAHandInstance() throws {
+    @Test func flexspIsExactOnAHandInstance() async throws {
         // One sequence that needs 4 GPUs and four short ones; inside one node all-to-all is
         // cheap, so the optimum is a single micro-batch.
         let lengths = [12_000, 3_000, 3_000, 3_000, 3_000]
         let batch = try Batch(lengths: lengths, costModel: model)
-        let solution = try FlexSPSolver().solve(batch)
+        let solution = try await FlexSPSolver().solve(batch)
         let optimum = BruteForce.optimalStep(lengths: lengths, model: model)
         #expect(abs(solution.stepTime - optimum) < 1e-6)
         #expect(solution.schedule.microBatches.count == 1)

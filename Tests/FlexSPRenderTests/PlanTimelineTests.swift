@@ -110,10 +110,10 @@ struct PlanTimelineTests {
     }
 
     @Test("a real plan of the flexsp solver renders")
-    func solverPlan() throws {
+    func solverPlan() async throws {
         let model = try smallModel()
         let lengths = (0 ..< 64).map { 256 * (1 + ($0 * 37) % 60) }
-        let plan = try Planner().plan(Batch(lengths: lengths, costModel: model), strategy: .flexsp)
+        let plan = try await Planner().plan(Batch(lengths: lengths, costModel: model), strategy: .flexsp)
         let blocks = try elements(try parseSVG(PlanTimeline(plan: plan).svg()), class: "group")
         #expect(blocks.count == plan.microBatches.reduce(0) { $0 + $1.groups.count })
     }

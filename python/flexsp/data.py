@@ -12,7 +12,8 @@ position a checkpoint must remember is just the step number. Three sources:
 `rank_input` turns (batch, group of a plan, rank) into what the model consumes on that rank: the
 group's sequences packed back to back and padded to a multiple of the degree, this rank's
 contiguous 1/d slice of it, position ids restarting at each sequence, and labels (next token of
-the *same* sequence; IGNORE at each sequence's last token and on padding).
+the *same* sequence; IGNORE at each sequence's last token, on padding, and where a loss mask
+says the next token is not trained: chat prompts).
 """
 
 from __future__ import annotations
@@ -47,15 +48,27 @@ def decode_bytes(tokens: list[int]) -> str:
     return bytes(tokens).decode("utf-8", errors="replace")
 
 
+def label_token_count(lengths: list[int]) -> int:
+    """Tokens with a label when every token is trained: all but the last of each sequence."""
+    return sum(n - 1 for n in lengths)
+
+
 @dataclass
 class GlobalBatch:
     step: int
     sequences: Sequence[torch.Tensor]  # int64 token ids per sequence; may be read on access
     lengths: list[int] | None = None  # from the index, without reading any token
+    masks: Sequence[torch.Tensor] | None = None  # bool per token (True: trained); None: all
+    label_tokens: int | None = None  # tokens that carry a label; from the index when prepared
 
     def __post_init__(self) -> None:
         if self.lengths is None:
             self.lengths = [int(s.numel()) for s in self.sequences]
+        if self.label_tokens is None:
+            self.label_tokens = (label_token_count(self.lengths) if self.masks is None else
+                                 sum(int(m[1:].sum()) for m in self.masks))
+        # At least 1: a batch without labels divides a zero loss by 1 rather than by 0.
+        self.label_tokens = max(1, self.label_tokens)
 
 
 class ShardSequences(Sequence):
@@ -69,6 +82,13 @@ class ShardSequences(Sequence):
 
     def __getitem__(self, i: int) -> torch.Tensor:  # type: ignore[override]
         return self.shards.tokens(int(self.ids[i]))
+
+
+class ShardMasks(ShardSequences):
+    """The loss masks of a batch's sequences, each read when indexed."""
+
+    def __getitem__(self, i: int) -> torch.Tensor:  # type: ignore[override]
+        return self.shards.mask(int(self.ids[i]))
 
 
 class TokenDataset:
@@ -109,16 +129,19 @@ class TokenDataset:
         return np.concatenate(parts)
 
     def batch(self, step: int) -> GlobalBatch:
-        ids = self.batch_ids(step)
+        return self._batch(step, self.batch_ids(step))
+
+    def _batch(self, step: int, ids: np.ndarray) -> GlobalBatch:
+        masks = ShardMasks(self.shards, ids) if self.shards.has_mask else None
         return GlobalBatch(step, ShardSequences(self.shards, ids),
-                           self.shards.lengths[ids].tolist())
+                           self.shards.lengths[ids].tolist(), masks,
+                           int(self.shards.label_counts[ids].sum()))
 
     def eval_batches(self, max_sequences: int) -> list[GlobalBatch]:
         """The held-out sequences (the first `max_sequences`, in corpus order), in batches of
         batch_sequences; the same every time, so evaluation losses compare across steps."""
         ids = self.shards.eval_ids[:max_sequences]
-        return [GlobalBatch(-1, ShardSequences(self.shards, chunk),
-                            self.shards.lengths[chunk].tolist())
+        return [self._batch(-1, chunk)
                 for chunk in np.array_split(ids, -(-len(ids) // self.batch_sequences))
                 if len(chunk)] if len(ids) else []
 
@@ -170,16 +193,21 @@ class RankInput:
     ctx: PackedContext
 
 
-def pack_group(sequences: list[torch.Tensor], degree: int
+def pack_group(sequences: list[torch.Tensor], degree: int,
+               masks: list[torch.Tensor] | None = None
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
-    """The group's stream: tokens, positions, labels, each padded to a multiple of `degree`."""
+    """The group's stream: tokens, positions, labels, each padded to a multiple of `degree`.
+    masks: per sequence, True where a token is trained (None: every token)."""
     tokens, positions, labels, cu_seqlens = [], [], [], [0]
-    for seq in sequences:
+    for i, seq in enumerate(sequences):
         tokens.append(seq)
         positions.append(torch.arange(seq.numel(), dtype=torch.int64))
         # Labels are shifted within the sequence, before slicing: the last token predicts
         # nothing, and a label may live on another rank's slice without crossing sequences.
-        labels.append(torch.cat([seq[1:], torch.tensor([IGNORE], dtype=torch.int64)]))
+        following = seq[1:]
+        if masks is not None:  # position j predicts token j + 1 only where that one is trained
+            following = torch.where(masks[i][1:], following, torch.full_like(following, IGNORE))
+        labels.append(torch.cat([following, torch.tensor([IGNORE], dtype=torch.int64)]))
         cu_seqlens.append(cu_seqlens[-1] + seq.numel())
     total = cu_seqlens[-1]
     padding = (-total) % degree if total > 0 else 0
@@ -192,8 +220,9 @@ def pack_group(sequences: list[torch.Tensor], degree: int
 def rank_input(batch: GlobalBatch, sequence_ids: list[int], degree: int, first_rank: int,
                rank: int, group: dist.ProcessGroup | None) -> RankInput:
     """This rank's contiguous 1/degree slice of the packed stream of one group of a plan."""
+    masks = None if batch.masks is None else [batch.masks[i] for i in sequence_ids]
     tokens, positions, labels, cu_seqlens = pack_group(
-        [batch.sequences[i] for i in sequence_ids], degree)
+        [batch.sequences[i] for i in sequence_ids], degree, masks)
     n = tokens.numel() // degree
     lo = (rank - first_rank) * n
     return RankInput(tokens[lo:lo + n], positions[lo:lo + n], labels[lo:lo + n],

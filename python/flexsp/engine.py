@@ -66,12 +66,6 @@ class MicroBatchClock:
         return [(end - start) * 1e3 for start, end in self._spans]
 
 
-def label_token_count(lengths: list[int]) -> int:
-    """Tokens with a label: every token but the last of each sequence (at least 1, so that a
-    batch of 1-token sequences divides a zero loss by 1 rather than by 0)."""
-    return max(1, sum(n - 1 for n in lengths))
-
-
 def micro_batch_input(plan: Plan, micro_batch: int, batch: GlobalBatch, pool: GroupPool,
                       rank: int) -> RankInput:
     """This rank's input for one micro-batch: its group's slice, or nothing if it is idle."""
@@ -86,7 +80,7 @@ def micro_batch_input(plan: Plan, micro_batch: int, batch: GlobalBatch, pool: Gr
 def forward_backward(model: torch.nn.Module, plan: Plan, batch: GlobalBatch, pool: GroupPool,
                      rank: int, device: torch.device | None = None) -> StepResult:
     """Accumulates this batch's gradients over all micro-batches of `plan` (already checked)."""
-    label_tokens = label_token_count(batch.lengths)
+    label_tokens = batch.label_tokens
     loss_sum = 0.0
     dispatch_s = compute_s = 0.0
     clock = MicroBatchClock(device)

@@ -7,7 +7,10 @@ initialization, seeded, so every rank builds the same parameters). Nothing is do
 The model is the unmodified transformers class with `attn_implementation="flexsp"`
 (`attention.hf_attention`). It sees one rank's slice of its group's packed stream as a batch of 1:
 token ids, position ids that restart at every sequence (so the model's own rotary code is per
-sequence) and, passed through the model's keyword arguments to attention, the PackedContext.
+sequence; rotary types whose frequencies depend on the sequence length are computed per
+sequence by flexsp/rotary.py) and, passed through the model's keyword arguments to attention,
+the PackedContext. The model trains in train mode (dropout as configured), whichever way it was
+given; evaluation switches to eval mode and back.
 A model whose attention cannot be routed so is refused by `check_routable`, naming the feature.
 """
 
@@ -21,6 +24,7 @@ from typing import Any
 
 import torch
 
+from flexsp import rotary
 from flexsp.attention import PackedContext, check_degree, register_hf_attention
 
 
@@ -163,6 +167,11 @@ def check_routable(config, max_seq_len: int) -> None:
         refuse(f"attention dropout {config.attention_dropout}")
     if getattr(config, "num_attention_heads", None) is None:
         refuse("no num_attention_heads in its config")
+    if getattr(config, "output_router_logits", False):
+        refuse("output_router_logits is set, asking for the router's auxiliary load-balancing "
+               "loss, which FlexSP does not add: it is a product of means over every token of a "
+               "forward call, so under a plan it would depend on the plan; set "
+               "output_router_logits: false to train the language-model loss")
 
 
 def saved_dtype(config, master: torch.dtype) -> torch.dtype:
@@ -182,13 +191,21 @@ def build_model(model: ModelConfig, config, dtype: torch.dtype, seed: int) -> to
     config = copy.deepcopy(config)
     if model.hf is not None:
         try:
-            return AutoModelForCausalLM.from_pretrained(
+            built = AutoModelForCausalLM.from_pretrained(
                 model.hf, config=config, attn_implementation=attention, dtype=dtype,
                 local_files_only=True)
         except (OSError, ValueError) as error:
             raise ModelError(f"model.hf: {model.hf}: cannot load the model: {error}") from None
-    torch.manual_seed(seed)
-    return AutoModelForCausalLM.from_config(config, attn_implementation=attention, dtype=dtype)
+    else:
+        torch.manual_seed(seed)
+        built = AutoModelForCausalLM.from_config(config, attn_implementation=attention, dtype=dtype)
+    try:
+        rotary.install(built, decoder_layers(built))
+    except rotary.RotaryError as error:
+        raise ModelError(f"model type {config.model_type!r} cannot be trained under FlexSP: "
+                         f"{error}") from None
+    built.train()  # from_pretrained hands back eval mode; training wants dropout as configured
+    return built
 
 
 def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
@@ -208,6 +225,8 @@ def forward_logits(model: torch.nn.Module, tokens: torch.Tensor, positions: torc
     n = tokens.numel()
     if n == 0:
         tokens, positions = tokens.new_zeros(1), positions.new_zeros(1)
+    if rotary.has_per_sequence_rotary(model):
+        rotary.set_token_lengths(model, rotary.token_lengths(ctx, tokens.numel()))
     logits = model(input_ids=tokens[None], position_ids=positions[None], flexsp_context=ctx,
                    use_cache=False).logits[0, :n]
     # The loss of half-precision logits is computed in float32.

@@ -10,6 +10,14 @@ feed). Every document gets the tokenizer's end-of-document token appended; one l
 --max-seq-len is split into pieces of at most that many tokens (or truncated, --long truncate).
 Each piece is a *sequence*, the unit a batch and a plan are made of.
 
+Chat data (`--format chat`): JSON lines or Parquet whose records hold a conversation in
+--messages-field (`[{"role": ..., "content": ...}, ...]`). Each conversation is rendered with
+the tokenizer's chat template (or --chat-template FILE) and stored with a per-token loss mask:
+assistant turns trained, system/user/tool turns not (flexsp/chat.py says how the turns are
+found). No end-of-document token is appended (the template ends every turn). A piece with no
+trained token after its first (a long prompt split off its reply, say) would add nothing to the
+loss: it is counted, reported and left out.
+
 Output directory: the format of flexsp/shards.py (token shards, index, lengths.txt, meta.json).
 Everything is written to OUT.partial and renamed to OUT at the end, so an interrupted
 preparation leaves no OUT that training would read (and the next run removes OUT.partial).
@@ -37,7 +45,7 @@ import numpy as np
 
 from flexsp import streaming
 from flexsp.outputs import reason
-from flexsp.shards import EVAL, FORMAT, TRAIN, VERSION
+from flexsp.shards import CHAT_TEMPLATE, EVAL, FORMAT, MASK_DTYPE, TRAIN, VERSION
 
 DEFAULT_SEPARATOR = "\n\f\n"
 
@@ -182,17 +190,26 @@ def split_document(ids: list[int], max_seq_len: int, long: str) -> list[list[int
 class ShardWriter:
     """Appends sequences to tokens-NNNNN.bin files of at most `shard_tokens` tokens each."""
 
-    def __init__(self, directory: Path, dtype: np.dtype, shard_tokens: int) -> None:
+    def __init__(self, directory: Path, dtype: np.dtype, shard_tokens: int,
+                 masks: bool = False) -> None:
         self.directory, self.dtype, self.shard_tokens = directory, dtype, shard_tokens
         self.shards: list[dict] = []
         self.rows: list[tuple[int, int, int, int]] = []
         self.file = None
         self.filled = 0
+        self.with_masks = masks
+        self.mask_file = None
+        self.labels: list[int] = []  # label tokens per sequence, with masks
+        self.trained_tokens = 0
 
-    def add(self, ids: list[int], split: int) -> None:
+    def add(self, ids: list[int], split: int, mask: list[int] | None = None) -> None:
         if self.file is None or self.filled + len(ids) > self.shard_tokens:
             self._next_shard()
         self.file.write(np.asarray(ids, dtype=self.dtype).tobytes())
+        if self.with_masks:
+            self.mask_file.write(np.asarray(mask, dtype=MASK_DTYPE).tobytes())
+            self.labels.append(int(sum(mask[1:])))
+            self.trained_tokens += int(sum(mask))
         self.rows.append((len(self.shards) - 1, self.filled, len(ids), split))
         self.filled += len(ids)
         self.shards[-1]["tokens"] = self.filled
@@ -202,21 +219,31 @@ class ShardWriter:
         name = f"tokens-{len(self.shards):05d}.bin"
         self.file = open(self.directory / name, "wb")
         self.shards.append({"file": name, "tokens": 0})
+        if self.with_masks:
+            mask_name = f"mask-{len(self.shards) - 1:05d}.bin"
+            self.mask_file = open(self.directory / mask_name, "wb")
+            self.shards[-1]["mask"] = mask_name
         self.filled = 0
 
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
             self.file = None
+        if self.mask_file is not None:
+            self.mask_file.close()
+            self.mask_file = None
 
 
 def prepare(tokenizer_dir: str | Path, inputs: list[str | Path], out: str | Path, *,
             text_field: str = "text", separator: str = DEFAULT_SEPARATOR,
             max_seq_len: int = 2048, long: str = "split", eval_fraction: float = 0.02,
             skip_empty: bool = False, shard_tokens: int = 1 << 28, batch_documents: int = 1000,
-            overwrite: bool = False, progress: bool = True) -> dict:
+            overwrite: bool = False, progress: bool = True, format: str = "text",
+            messages_field: str = "messages", chat_template: str | Path | None = None) -> dict:
     """Prepares `inputs` into `out` (see the module docstring); returns the meta document."""
     out = Path(out)
+    if format not in ("text", "chat"):
+        raise PrepareError(f"--format {format!r}: must be 'text' or 'chat'")
     if max_seq_len < 2:
         raise PrepareError(f"--max-seq-len {max_seq_len}: must be at least 2")
     if long not in ("split", "truncate"):
@@ -225,21 +252,28 @@ def prepare(tokenizer_dir: str | Path, inputs: list[str | Path], out: str | Path
         raise PrepareError(f"--eval-fraction {eval_fraction}: must be in [0, 1)")
     partial = _check_out(out, overwrite)
     tokenizer = load_tokenizer(tokenizer_dir)
+    encoder = _chat_encoder(tokenizer, chat_template, tokenizer_dir) if format == "chat" else None
     vocab_size = len(tokenizer)
     dtype = np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
     held_out = Fraction(str(eval_fraction))
-    try:
-        if partial.exists():
-            shutil.rmtree(partial)  # left by an interrupted run; never read
-        partial.mkdir(parents=True)
-    except OSError as error:
-        raise PrepareError(f"{partial}: cannot create the output ({reason(error)})") from None
-    writer = ShardWriter(partial, dtype, shard_tokens)
+    writer = ShardWriter(partial, dtype, shard_tokens, masks=encoder is not None)
     bar = _progress_bar(progress, inputs)
     started = time.perf_counter()
-    documents = tokens = input_bytes = 0
-    try:
+    documents = tokens = input_bytes = unlabelled = 0
+    try:  # from here on, an interruption (Ctrl-C) removes whatever was written
+        try:
+            if partial.exists():
+                shutil.rmtree(partial)  # left by an interrupted run; never read
+            partial.mkdir(parents=True)
+        except OSError as error:
+            raise PrepareError(f"{partial}: cannot create the output ({reason(error)})") from None
         for path in inputs:
+            if encoder is not None:
+                documents, tokens, input_bytes, unlabelled = _encode_chat(
+                    encoder, Path(path), messages_field, writer, (documents, tokens, input_bytes,
+                                                                  unlabelled),
+                    max_seq_len, long, held_out, batch_documents, bar)
+                continue
             pending: list[Document] = []
             pending_chars = 0
             stream = read_documents(Path(path), text_field, separator)
@@ -274,6 +308,10 @@ def prepare(tokenizer_dir: str | Path, inputs: list[str | Path], out: str | Path
             raise PrepareError(f"{', '.join(map(str, inputs))}: no documents")
         index = np.asarray(writer.rows, dtype=np.int64).reshape(-1, 4)
         np.save(partial / "index.npy", index)
+        if encoder is not None:
+            np.save(partial / "labels.npy", np.asarray(writer.labels, dtype=np.int64))
+            # The template the masks were made with; a model trained on them is exported with it.
+            (partial / CHAT_TEMPLATE).write_text(tokenizer.chat_template, encoding="utf-8")
         train_lengths = index[index[:, 3] == TRAIN, 2]
         (partial / "lengths.txt").write_text("".join(f"{n}\n" for n in train_lengths))
         seconds = time.perf_counter() - started
@@ -286,8 +324,12 @@ def prepare(tokenizer_dir: str | Path, inputs: list[str | Path], out: str | Path
             "documents": documents, "tokens": tokens, "input_bytes": input_bytes,
             "sequences": {"train": int((index[:, 3] == TRAIN).sum()),
                           "eval": int((index[:, 3] == EVAL).sum())},
-            "shards": writer.shards, "seconds": round(seconds, 3),
+            "shards": writer.shards, "seconds": round(seconds, 3), "input_format": format,
         }
+        if encoder is not None:
+            meta.update({"loss_mask": True, "messages_field": messages_field,
+                         "mask_method": encoder.method, "trained_tokens": writer.trained_tokens,
+                         "no_label_sequences": unlabelled})
         (partial / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
         if out.exists():
             shutil.rmtree(out)
@@ -415,6 +457,51 @@ def _encode_long(tokenizer, first: Document, stream: Iterator[Document], writer:
     return documents + 1, tokens, input_bytes
 
 
+def _chat_encoder(tokenizer, chat_template: str | Path | None, tokenizer_dir: str | Path):
+    from flexsp.chat import ChatEncoder, ChatError, set_chat_template
+    try:
+        return ChatEncoder(tokenizer, set_chat_template(tokenizer, chat_template, tokenizer_dir))
+    except ChatError as error:
+        raise PrepareError(str(error)) from None
+
+
+def _encode_chat(encoder, path: Path, field: str, writer: ShardWriter,
+                 counts: tuple[int, int, int, int], max_seq_len: int, long: str,
+                 held_out: Fraction, batch_documents: int, bar) -> tuple[int, int, int, int]:
+    """Renders, tokenizes and masks the conversations of one file, a chunk at a time; returns
+    the updated (documents, tokens, input bytes, pieces left out for want of a label)."""
+    from flexsp.chat import ChatError, read_conversations
+    documents, tokens, input_bytes, unlabelled = counts
+    pending = []
+
+    def flush() -> None:
+        nonlocal documents, tokens, unlabelled
+        for ids, mask in encoder.encode(pending):
+            split = _split(documents, held_out)
+            for piece, piece_mask in zip(split_document(ids, max_seq_len, long),
+                                         split_document(mask, max_seq_len, long)):
+                if not any(piece_mask[1:]):
+                    unlabelled += 1
+                    continue
+                writer.add(piece, split, piece_mask)
+                tokens += len(piece)
+            documents += 1
+        pending.clear()
+
+    try:
+        for conversation in read_conversations(path, field):
+            pending.append(conversation)
+            if len(pending) == batch_documents:
+                flush()
+        flush()
+    except ChatError as error:  # one class for main to catch, also when run as __main__
+        raise PrepareError(str(error)) from None
+    size = path.stat().st_size
+    if bar is not None:
+        bar.update(size)
+    return documents, tokens, input_bytes + size, unlabelled
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m flexsp.prepare",
                                      description=__doc__.split("\n\n")[0])
@@ -423,6 +510,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--input", required=True, nargs="+", help=".jsonl/.json, .parquet or text")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--text-field", default="text", help="JSON field / Parquet column")
+    parser.add_argument("--format", choices=["text", "chat"], default="text",
+                        help="text: documents; chat: conversations with a loss mask (assistant "
+                             "turns trained)")
+    parser.add_argument("--messages-field", default="messages",
+                        help="chat: the JSON field / Parquet column holding the messages")
+    parser.add_argument("--chat-template", metavar="FILE",
+                        help="chat: a Jinja chat template to use instead of the tokenizer's")
     parser.add_argument("--separator", default=DEFAULT_SEPARATOR,
                         help="between documents of a text file (default: a line holding a form "
                              "feed; '' = one document per file)")
@@ -444,7 +538,8 @@ def main(argv: list[str] | None = None) -> None:
                        separator=separator, max_seq_len=args.max_seq_len, long=args.long,
                        eval_fraction=args.eval_fraction, skip_empty=args.skip_empty,
                        shard_tokens=args.shard_tokens, overwrite=args.overwrite,
-                       progress=not args.quiet)
+                       progress=not args.quiet, format=args.format,
+                       messages_field=args.messages_field, chat_template=args.chat_template)
     except PrepareError as error:
         raise SystemExit(f"prepare: {error}") from None
     except OSError as error:  # reading an input: permissions, I/O errors
@@ -458,6 +553,10 @@ def main(argv: list[str] | None = None) -> None:
           f"sequences, {len(meta['shards'])} shard(s), {meta['dtype']}) in {meta['seconds']:.2f} s: "
           f"{meta['tokens'] / max(meta['seconds'], 1e-9):,.0f} tokens/s; planner length file: "
           f"{Path(args.out) / 'lengths.txt'}")
+    if meta.get("loss_mask"):
+        print(f"chat: {1 - meta['trained_tokens'] / max(meta['tokens'], 1):.1%} of tokens masked "
+              f"(not trained), {meta['no_label_sequences']} sequence(s) without a label token "
+              f"left out; assistant turns found by {meta['mask_method']}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,12 @@ A prepared corpus is a directory:
   index.npy         int64 [sequences, 4]: shard, offset (in tokens), length, split (0 train, 1 eval)
   lengths.txt       the training sequences' lengths, one per line (`flexsp plan --lengths`)
   meta.json         format, dtype, vocabulary, shard sizes, counts; written last
+and, for chat data (`loss_mask: true` in meta.json):
+  mask-NNNNN.bin    one byte per token of the token shard of the same number: 1 where the token
+                    is trained (a label), 0 where it is not (prompts, system and user turns)
+  labels.npy        int64 [sequences]: each sequence's label tokens (mask ones after its first
+                    token), so a batch's loss divisor is known without reading any mask
+  chat_template.jinja  the chat template the conversations were rendered with
 
 Opening checks meta.json, the index and every shard's size, so a truncated shard or one from
 another preparation is an error naming the file before training starts, not a wrong batch later.
@@ -25,6 +31,8 @@ import torch
 FORMAT = "flexsp-tokens"
 VERSION = 1
 TRAIN, EVAL = 0, 1  # index column 3: the sequence's split
+MASK_DTYPE = np.dtype(np.uint8)
+CHAT_TEMPLATE = "chat_template.jinja"
 
 
 class ShardError(ValueError):
@@ -96,8 +104,34 @@ class TokenShards:
             self.shards.append(np.memmap(path, dtype=self.dtype, mode="r") if want else
                                np.zeros(0, dtype=self.dtype))
         self.lengths = self.index[:, 2]
+        self.has_mask = bool(self.meta.get("loss_mask", False))
+        self.masks: list[np.ndarray] = []
+        if self.has_mask:
+            self._open_masks(expected, again)
+            self.label_counts = self._label_counts
+        else:  # every token but each sequence's first is a label
+            self.label_counts = np.maximum(self.lengths - 1, 0)
         self.train_ids = np.flatnonzero(self.index[:, 3] == TRAIN)
         self.eval_ids = np.flatnonzero(self.index[:, 3] == EVAL)
+
+    def _open_masks(self, expected: int, again: str) -> None:
+        for shard in self.meta["shards"]:
+            path = self.directory / shard.get("mask", "")
+            size = path.stat().st_size if "mask" in shard and path.is_file() else None
+            if size != shard["tokens"] * MASK_DTYPE.itemsize:
+                found = "missing" if size is None else f"{size} bytes"
+                raise ShardError(f"{path}: {found}, expected one mask byte per token of "
+                                 f"{shard['file']} ({shard['tokens']}); {again}")
+            self.masks.append(np.memmap(path, dtype=MASK_DTYPE, mode="r") if shard["tokens"]
+                              else np.zeros(0, dtype=MASK_DTYPE))
+        labels_path = self.directory / "labels.npy"
+        try:
+            self._label_counts = np.load(labels_path)
+        except (OSError, ValueError) as error:
+            raise ShardError(f"{labels_path}: unreadable ({error}); {again}") from None
+        if self._label_counts.shape != (expected,):
+            raise ShardError(f"{labels_path}: shape {self._label_counts.shape}, meta.json says "
+                             f"{expected} sequences; {again}")
 
     @property
     def vocab_size(self) -> int:
@@ -112,3 +146,10 @@ class TokenShards:
         """One sequence's tokens as int64, read from its shard (only its pages are touched)."""
         shard, offset, length, _ = (int(v) for v in self.index[sequence])
         return torch.from_numpy(self.shards[shard][offset:offset + length].astype(np.int64))
+
+    def mask(self, sequence: int) -> torch.Tensor:
+        """One sequence's loss mask as bool (True: trained); all True for a corpus without one."""
+        shard, offset, length, _ = (int(v) for v in self.index[sequence])
+        if not self.has_mask:
+            return torch.ones(length, dtype=torch.bool)
+        return torch.from_numpy(self.masks[shard][offset:offset + length] != 0)

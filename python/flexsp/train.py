@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from flexsp.data import Dataset, TokenDataset, build_dataset
 from flexsp.distributed import (exit_now, init_distributed, is_collective_failure,
                                 peer_failure)
 from flexsp.engine import train_step
-from flexsp.evaluate import evaluate
+from flexsp.evaluate import evaluate, plan_eval_batches
 from flexsp.export import export_hf
 from flexsp.groups import GroupPool
 from flexsp.metrics import StepMeter, linear_weights, peak_tflops
@@ -44,6 +45,7 @@ from flexsp.outputs import appendable_file, writable_directory
 from flexsp.parallelize import build_sharded_model, compute_dtype, mixed_precision_policy
 from flexsp.plan import Plan, PlanError, plan_shape
 from flexsp.planner_client import PlanSource, broadcast_plan
+from flexsp.shards import CHAT_TEMPLATE
 
 log = logging.getLogger("flexsp.train")
 
@@ -205,6 +207,14 @@ def run(argv: list[str] | None, progress: Progress) -> list[dict]:
                  config.parallel.mixed_precision, kernel_for(device, dtype), meter.peak or "unknown")
         progress.closers.append(plan_source.close)
 
+    eval_plans: list[Plan] = []
+    if eval_batches:
+        eval_plans, sources = plan_eval_batches(plan_source, eval_batches, cost_model)
+        if rank == 0:
+            log.info("evaluation: %d held-out batches, plans: %d from the planner, %d fallback",
+                     len(eval_plans), sources.count("planner"),
+                     len(sources) - sources.count("planner"))
+
     calibrator = None
     if rank == 0 and config.planner.calibrate:
         calibrator = Calibrator(cost_model)
@@ -252,7 +262,7 @@ def run(argv: list[str] | None, progress: Progress) -> list[dict]:
         if rank == 0:
             metrics.train(records[-1])
         if eval_batches and due(step, train.eval_every, steps):
-            records[-1]["eval_loss"] = evaluate(model, eval_batches, cost_model, pool, rank,
+            records[-1]["eval_loss"] = evaluate(model, eval_batches, eval_plans, pool, rank,
                                                 world_size, device)
             if rank == 0:
                 metrics.eval(step + 1, records[-1]["eval_loss"],
@@ -274,6 +284,10 @@ def run(argv: list[str] | None, progress: Progress) -> list[dict]:
         path = export_hf(model, config.parallel.export_dir, tokenizer,
                          saved_dtype(hf_config, getattr(torch, config.train.dtype)))
         if path is not None:
+            template = (dataset.shards.directory / CHAT_TEMPLATE
+                        if isinstance(dataset, TokenDataset) else None)
+            if template is not None and template.is_file():  # what the model was trained on
+                shutil.copy2(template, path / CHAT_TEMPLATE)
             log.info("exported the model to %s (Hugging Face format)", path)
     if plan_source is not None:
         plan_source.close()

@@ -36,6 +36,14 @@ public enum LowerBound {
     /// `quick(M)` of the type's doc comment: a lower bound on every plan of exactly (or, since
     /// it grows with `M`, at least) `microBatches` micro-batches.
     static func quick(_ batch: Batch, microBatches: Int) -> Double {
+        Double(microBatches) * batch.costModel.beta1 + busy(batch)
+    }
+
+    /// `quick(M) - M beta1`: the part of the quick bound that does not depend on `M`, so a
+    /// caller trying many `M` (`ThoroughBound`) computes it once.
+    ///
+    /// - Complexity: O(K D).
+    static func busy(_ batch: Batch) -> Double {
         let model = batch.costModel
         let n = Double(model.worldSize)
         var work = 0.0
@@ -52,7 +60,7 @@ public enum LowerBound {
             let t = model.sequenceTime(length: longest, degree: d)
             busy = min(busy, max(t, (work - leastOfLongest + Double(d) * t) / n))
         }
-        return Double(microBatches) * model.beta1 + busy
+        return busy
     }
 
     /// The fewest micro-batches any valid plan of `batch` can have: `ceil(tokens / Cap)`.

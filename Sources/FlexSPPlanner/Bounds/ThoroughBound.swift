@@ -51,6 +51,8 @@ public struct ThoroughBound {
     fileprivate let longest: Int
     /// `W`: the least GPU-time of all sequences.
     private let work: Double
+    /// `LowerBound.busy(batch)`: the quick bound less its `M beta1`.
+    private let busy: Double
 
     public init(_ batch: Batch) {
         self.batch = batch
@@ -65,7 +67,11 @@ public struct ThoroughBound {
             if classes.last?.length == length { classes[classes.count - 1].count += 1 } else { classes.append((length, 1)) }
         }
         self.classes = classes
+        busy = LowerBound.busy(batch)
     }
+
+    /// `LowerBound.quick(batch, microBatches: m)`, its batch-wide part computed once.
+    private func quick(_ m: Int) -> Double { Double(m) * model.beta1 + busy }
 
     /// The bound on the optimal step time (ms).
     public func stepTime() -> Double {
@@ -74,13 +80,13 @@ public struct ThoroughBound {
         var result = Double.infinity
         var m = first
         while m < first + 64 {
-            let quick = LowerBound.quick(batch, microBatches: m)
-            if quick >= result { return result }
-            result = min(result, max(quick, relaxed(microBatches: m, stopAbove: result)))
+            let floor = quick(m)
+            if floor >= result { return result }
+            result = min(result, max(floor, relaxed(microBatches: m, stopAbove: result)))
             m += 1
         }
         // Every larger count is bounded by quick(M), which grows with M.
-        return min(result, LowerBound.quick(batch, microBatches: m))
+        return min(result, quick(m))
     }
 
     /// The relaxation's bound on plans of exactly `m` micro-batches. Refines no further once it

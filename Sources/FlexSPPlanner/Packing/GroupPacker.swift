@@ -18,6 +18,7 @@ import Foundation
 ///
 /// A seed packing (another strategy's groups) can be given; it is refined and competes too.
 /// Micro-batches of at most 8 sequences (on clusters small enough) are packed exactly instead.
+/// Clusters of 1,024 GPUs and more are packed block by block (`GroupPacker+Blocks.swift`).
 ///
 /// - Complexity: O(D x log(1/eps) x K x D x log G) for K sequences, D degrees and G groups for
 ///   the search, O(D x K x G) for the fills, plus the local search.
@@ -58,6 +59,8 @@ struct GroupPacker: Sendable {
     /// Exact packings found so far, by lengths: candidate splits often share a small
     /// micro-batch (the longest sequences), and the exhaustive search is the dearest step.
     let exactMemo = ExactMemo()
+    /// Block packings found so far, by lengths (`GroupPacker+Blocks.swift`).
+    let blockMemo = BlockMemo()
 
     init(model: CostModel, degrees: [Int]) {
         self.model = model
@@ -91,6 +94,10 @@ struct GroupPacker: Sendable {
     ///   - seed: a valid packing of the same lengths to refine and compete with.
     func pack(lengths: [Int], thorough: Bool = true, seed: Packing? = nil) -> Packing? {
         guard !lengths.isEmpty else { return Packing(groups: [], makespan: 0) }
+        // A large cluster is packed block by block (`GroupPacker+Blocks.swift`).
+        if let inner = blockPacker() {
+            return packInBlocks(lengths: lengths, thorough: thorough, seed: seed, inner: inner, memo: blockMemo)
+        }
         let times = TimeTable(lengths: lengths, packer: self)
         let bound = lowerBound(lengths: lengths)
         guard bound.isFinite else { return nil }

@@ -3,22 +3,25 @@ import FlexSPCore
 /// The paper's FlexSP-BatchAda: for each batch, the best single degree. Every usable degree is
 /// planned with FlexSP's machinery restricted to that degree, and the fastest plan is kept.
 public struct BatchAdaptiveSolver: Sendable {
-    public init() {}
+    /// Packings run at once (see `FlexSPSolver.threads`).
+    public var threads: Int
+
+    public init(threads: Int = Planner.allCores) { self.threads = max(1, threads) }
 
     /// Plans the batch; throws `.infeasible` when no single degree holds it.
-    public func solve(_ batch: Batch) throws(PlanningError) -> Solution {
-        Solution(batch: batch, schedule: try schedule(batch))
+    public func solve(_ batch: Batch) async throws(PlanningError) -> Solution {
+        Solution(batch: batch, schedule: try await schedule(batch))
     }
 
     /// The plan as groups of batch indices, per micro-batch. Degrees are tried in order of
     /// their lower bound; one whose bound is no better than the best plan so far is skipped.
-    func schedule(_ batch: Batch) throws(PlanningError) -> Schedule {
+    func schedule(_ batch: Batch) async throws(PlanningError) -> Schedule {
         let model = batch.costModel
         let usable = model.degrees.filter { model.fits(tokens: batch.lengths[0], degree: $0) }
         var best: (time: Double, schedule: Schedule)?
         for (degree, bound) in usable.map({ ($0, Self.lowerBound(batch, degree: $0)) }).sorted(by: { $0.1 < $1.1 }) {
             if let best, bound >= best.time { break }
-            guard let schedule = try? FlexSPSolver(degrees: [degree]).schedule(batch) else { continue }
+            guard let schedule = try? await FlexSPSolver(degrees: [degree], threads: threads).schedule(batch) else { continue }
             let time = schedule.stepTime(model: model) { batch.lengths[$0] }
             if time < best?.time ?? .infinity { best = (time, schedule) }
         }

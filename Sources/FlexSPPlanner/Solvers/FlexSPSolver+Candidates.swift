@@ -4,7 +4,7 @@ import FlexSPCore
 extension FlexSPSolver {
     /// A split of the batch into micro-batches (batch indices, longest first in each), with
     /// optionally a packing of each to start from (member indices local to the micro-batch).
-    struct Candidate {
+    struct Candidate: Sendable {
         var split: [[Int]]
         var seeds: [GroupPacker.Packing]?
 

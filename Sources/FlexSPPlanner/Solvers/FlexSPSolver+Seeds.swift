@@ -3,14 +3,15 @@ import FlexSPCore
 /// Seeds: the cheap baselines' plans, as candidates.
 extension FlexSPSolver {
     /// The baselines' plans: Megatron's dynamic CP, every static degree that holds the batch,
-    /// and the best single degree (`batch-ada`).
-    static func seeds(_ batch: Batch) -> [Candidate] {
-        var schedules: [Schedule] = []
-        if let dcp = try? MegatronDCPSolver().schedule(batch) { schedules.append(dcp) }
-        for degree in batch.costModel.degrees where batch.costModel.fits(tokens: batch.lengths[0], degree: degree) {
-            if let plan = try? StaticSolver(degree: degree).schedule(batch) { schedules.append(plan) }
+    /// and the best single degree (`batch-ada`), in that order. The greedy ones are planned
+    /// side by side; `batch-ada`, the dearest, after them with every thread to itself (so that
+    /// no more than `threads` pieces ever run at once).
+    static func seeds(_ batch: Batch, threads: Int) async -> [Candidate] {
+        let statics = batch.costModel.degrees.filter { batch.costModel.fits(tokens: batch.lengths[0], degree: $0) }
+        var schedules = await Parallel.map(statics.count + 1, threads: threads) { job -> Schedule? in
+            job == 0 ? try? MegatronDCPSolver().schedule(batch) : try? StaticSolver(degree: statics[job - 1]).schedule(batch)
         }
-        if let ada = try? BatchAdaptiveSolver().schedule(batch) { schedules.append(ada) }
-        return schedules.map { Candidate(schedule: $0) }
+        schedules.append(try? await BatchAdaptiveSolver(threads: threads).schedule(batch))
+        return schedules.compactMap { $0 }.map { Candidate(schedule: $0) }
     }
 }

@@ -1,4 +1,3 @@
-import Dispatch
 import FlexSPCore
 import Foundation
 
@@ -11,15 +10,18 @@ extension FlexSPSolver {
     /// returns the fastest feasible plan as groups of batch indices with its step time; nil
     /// if none fits or none is faster than `beat`.
     static func bestOf(
-        _ candidates: [Candidate], packer: GroupPacker, lengths: [Int], finalists: Int = finalists, beat: Double = .infinity
-    ) -> (schedule: Schedule, time: Double)? {
-        let quick = packAll(candidates, packer: packer, lengths: lengths, thorough: false, keep: finalists, below: .infinity)
-        let order = quick.indices.filter { quick[$0] != nil }.sorted { quick[$0]!.time < quick[$1]!.time }
+        _ candidates: [Candidate], packer: GroupPacker, lengths: [Int], finalists: Int = finalists, beat: Double = .infinity,
+        threads: Int
+    ) async -> (schedule: Schedule, time: Double)? {
+        let quick = await packAll(candidates, packer: packer, lengths: lengths, thorough: false, keep: finalists, below: .infinity,
+                                  threads: threads)
+        // Ties go to the earlier candidate, so the order never depends on which were pruned.
+        let order = quick.indices.filter { quick[$0] != nil }.sorted { (quick[$0]!.time, $0) < (quick[$1]!.time, $1) }
         let finalists = order.prefix(finalists).map { candidates[$0] }
-        let thorough = packAll(finalists, packer: packer, lengths: lengths, thorough: true, keep: 1, below: beat)
+        let thorough = await packAll(finalists, packer: packer, lengths: lengths, thorough: true, keep: 1, below: beat, threads: threads)
         var best: (time: Double, candidate: Int)?
         for (c, result) in thorough.enumerated() {
-            if let result, result.time < (best?.time ?? .infinity) - 1e-9 { best = (result.time, c) }
+            if let result, result.time <= beat * (1 + 1e-9), result.time < (best?.time ?? .infinity) - 1e-9 { best = (result.time, c) }
         }
         guard let best, let packings = thorough[best.candidate]?.packings else { return nil }
         let schedule = Schedule(zip(finalists[best.candidate].split, packings).map { members, packing in
@@ -35,15 +37,15 @@ extension FlexSPSolver {
     /// first, so the threshold is tight early; the survivors, and so the `keep` fastest, are
     /// the same as without pruning.
     private static func packAll(
-        _ candidates: [Candidate], packer: GroupPacker, lengths: [Int], thorough: Bool, keep: Int, below: Double
-    ) -> [(time: Double, packings: [GroupPacker.Packing])?] {
+        _ candidates: [Candidate], packer: GroupPacker, lengths: [Int], thorough: Bool, keep: Int, below: Double, threads: Int
+    ) async -> [(time: Double, packings: [GroupPacker.Packing])?] {
         let results = Slots<(time: Double, packings: [GroupPacker.Packing])>(count: candidates.count)
         let bounds = candidates.map { candidate in
             candidate.split.map { members in packer.lowerBound(lengths: members.map { lengths[$0] }) }
         }
         let order = candidates.indices.sorted { bounds[$0].reduce(0, +) < bounds[$1].reduce(0, +) }
         let best = BestTotals(keep: keep, below: below)
-        DispatchQueue.concurrentPerform(iterations: candidates.count) { position in
+        _ = await Parallel.map(candidates.count, threads: threads) { position in
             let c = order[position]
             // rest[b]: the bounds of micro-batches b... still to pack.
             var rest = bounds[c]

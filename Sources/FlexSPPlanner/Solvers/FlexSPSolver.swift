@@ -11,34 +11,41 @@ import FlexSPCore
 /// dynamic CP, every static degree, the best single degree) are candidates too: their splits fill
 /// memory where ours fragment, and their groups seed the packing. Each micro-batch is packed by
 /// `GroupPacker`; the plan with the least step time wins, so flexsp is never slower than a
-/// baseline it seeds from. Candidates run in parallel on all cores.
+/// baseline it seeds from. Candidates, seeds and repacks run side by side on up to `threads`
+/// cores (`Parallel.map`), gathered in a fixed order: the plan does not depend on `threads`.
 ///
 /// Restricting `degrees` to one value gives the paper's FlexSP-BatchAda building block (which
 /// seeds from nothing).
 ///
+///     let solution = try await FlexSPSolver(threads: 4).solve(batch)
+///
 /// - Complexity: O(M^2 K^2) for the time-balanced split plus about 20 packings of
-///   O(K D log G log(1/eps) + D K G) each, for K sequences, D degrees, G groups.
+///   O(K D log G log(1/eps) + D K G) each, for K sequences, D degrees, G groups (on 1,024 GPUs
+///   and more, G is a block's groups: `GroupPacker+Blocks.swift`).
 public struct FlexSPSolver: Sendable {
     /// Degrees the solver may use; nil: every degree the cost model allows.
     public var degrees: [Int]?
     /// Micro-batch counts tried beyond the minimum.
     public var extraMicroBatches: Int
+    /// Packings run at once (candidates, seeds, repacks); the plan is the same for any count.
+    public var threads: Int
 
-    public init(degrees: [Int]? = nil, extraMicroBatches: Int = Blaster.extraMicroBatches) {
+    public init(degrees: [Int]? = nil, extraMicroBatches: Int = Blaster.extraMicroBatches, threads: Int = Planner.allCores) {
         self.degrees = degrees
         self.extraMicroBatches = extraMicroBatches
+        self.threads = max(1, threads)
     }
 
     /// Plans the batch: the fastest plan found over the candidate splits and seeds.
     ///
     /// - Throws: `.infeasible` when the longest sequence fits no allowed degree or no split
     ///   fits the memory budget.
-    public func solve(_ batch: Batch) throws(PlanningError) -> Solution {
-        Solution(batch: batch, schedule: try schedule(batch))
+    public func solve(_ batch: Batch) async throws(PlanningError) -> Solution {
+        Solution(batch: batch, schedule: try await schedule(batch))
     }
 
     /// The plan as groups of batch indices, per micro-batch.
-    func schedule(_ batch: Batch) throws(PlanningError) -> Schedule {
+    func schedule(_ batch: Batch) async throws(PlanningError) -> Schedule {
         let model = batch.costModel
         let allowed = (degrees ?? model.degrees).filter { model.degrees.contains($0) }
         let name = degrees.map { "degrees \($0)" } ?? "flexsp"
@@ -64,7 +71,7 @@ public struct FlexSPSolver: Sendable {
             if let split = MicroBatchSplit.interleaved(figures, count: m) { candidates.append(Candidate(split: split)) }
         }
         if let split = MicroBatchSplit.filled(figures) { candidates.append(Candidate(split: split.map { Array($0) })) }
-        if degrees == nil { candidates += Self.seeds(batch) }
+        if degrees == nil { candidates += await Self.seeds(batch, threads: threads) }
         // Front-loaded: the first micro-batch takes the batch's shortest sequences, from the
         // last micro-batch on, until it holds a share of the room left to what a micro-batch
         // can hold. A step is a sum of makespans, so balance is not the goal, and larger groups
@@ -88,16 +95,16 @@ public struct FlexSPSolver: Sendable {
         // others' finalists: the plan is never worse than without them. Their finalists'
         // thorough packings stop once they cannot beat the others' plan.
         var plans: [Schedule] = []
-        let main = Self.bestOf(candidates, packer: packer, lengths: batch.lengths)
+        let main = await Self.bestOf(candidates, packer: packer, lengths: batch.lengths, threads: threads)
         if let main { plans.append(main.schedule) }
-        if let other = Self.bestOf(front, packer: packer, lengths: batch.lengths, beat: main?.time ?? .infinity) {
+        if let other = await Self.bestOf(front, packer: packer, lengths: batch.lengths, beat: main?.time ?? .infinity, threads: threads) {
             plans.append(other.schedule)
         }
         if let best = plans.first {
-            var plan = Self.fillSlack(best, packer: packer, lengths: batch.lengths)
+            var plan = await Self.fillSlack(best, packer: packer, lengths: batch.lengths, threads: threads)
             let length: (Int) -> Int? = { batch.lengths[$0] }
             for other in plans.dropFirst() where other.stepTime(model: model, length: length) < plan.stepTime(model: model, length: length) - 1e-9 {
-                let filled = Self.fillSlack(other, packer: packer, lengths: batch.lengths)
+                let filled = await Self.fillSlack(other, packer: packer, lengths: batch.lengths, threads: threads)
                 if filled.stepTime(model: model, length: length) < plan.stepTime(model: model, length: length) - 1e-9 { plan = filled }
             }
             return plan
@@ -107,7 +114,7 @@ public struct FlexSPSolver: Sendable {
         var m = last + 1
         while m <= k {
             let chunks = Candidate(split: Blaster.chunks(lengths: batch.lengths, count: m).map { Array($0) })
-            if let best = Self.bestOf([chunks], packer: packer, lengths: batch.lengths) {
+            if let best = await Self.bestOf([chunks], packer: packer, lengths: batch.lengths, threads: threads) {
                 return best.schedule
             }
             m = m == k ? k + 1 : min(k, m + max(1, m / 4))

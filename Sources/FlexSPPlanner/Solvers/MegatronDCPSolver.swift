@@ -24,7 +24,8 @@ import FlexSPCore
 ///
 /// The budget per rank is the cost model's token capacity of one GPU.
 ///
-/// - Complexity: O(M x K x D x G) for M micro-batches, K sequences, D degrees, G groups.
+/// - Complexity: O(M x K x D x G_open) for M micro-batches, K sequences, D degrees and G_open
+/// groups that can still take the shortest sequence left (most groups end full at scale).
 public struct MegatronDCPSolver: Sendable {
     /// Megatron's `_DYNAMIC_CP_WORKLOAD_CAP_DELTA`: slack of the per-rank workload cap.
     public static let capSlack = 0.05
@@ -89,21 +90,43 @@ public struct MegatronDCPSolver: Sendable {
                             tokensPerRank: Double(tall) / Double(firstSize), workload: workload(tall, firstSize))]
         var usedRanks = firstSize
         var leftovers: [Int] = []
+        // The two largest workloads, kept as groups grow (workloads only grow): the first group
+        // with the largest, and the largest among the rest (equal to it on a tie).
+        var top = groups[0].workload, second = 0.0, topGroup = 0
+        func grew(_ g: Int) {
+            let w = groups[g].workload
+            if g == topGroup {
+                top = w
+            } else if w > top {
+                second = top; top = w; topGroup = g
+            } else if w == top {
+                second = top
+                if g < topGroup { topGroup = g }
+            } else {
+                second = max(second, w)
+            }
+        }
+        // Per size, the groups that can still take the shortest sequence left, in index order
+        // (a full group is never looked at again: at scale most groups end full).
+        let shortest = order.map { lengths[$0] }.min() ?? 0
+        var open = [[Int]](repeating: [], count: sizes.count)
+        func file(_ g: Int) {
+            let group = groups[g]
+            guard let k = sizes.firstIndex(of: group.size),
+                  group.tokensPerRank + Double(shortest) / Double(group.size) <= budget else { return }
+            open[k].append(g)
+        }
+        file(0)
 
         for i in order.dropFirst() {
             let length = lengths[i]
             let smallest = try minimumSize(length)
-            // The two largest group workloads give every projection's "all other ranks" term.
-            var top = 0.0, second = 0.0, topGroup: Int?
-            for (g, group) in groups.enumerated() {
-                if group.workload > top { second = top; top = group.workload; topGroup = g }
-                else if group.workload > second { second = group.workload }
-            }
             // (score, size, group to join or nil for a new one)
             var best: (score: Double, size: Int, group: Int?)?
-            for size in sizes where size >= smallest {
+            for (k, size) in sizes.enumerated() where size >= smallest {
                 let cost = workload(length, size)
-                for (g, group) in groups.enumerated() where group.size == size {
+                for g in open[k] {
+                    let group = groups[g]
                     guard group.tokensPerRank + Double(length) / Double(size) <= budget else { continue }
                     let others = g == topGroup ? second : top
                     let score = max(others, group.workload + cost)
@@ -124,9 +147,16 @@ public struct MegatronDCPSolver: Sendable {
                 groups[g].members.append(i)
                 groups[g].tokensPerRank += Double(length) / Double(best.size)
                 groups[g].workload += cost
+                grew(g)
+                if groups[g].tokensPerRank + Double(shortest) / Double(best.size) > budget, let k = sizes.firstIndex(of: best.size) {
+                    open[k].removeAll { $0 == g }
+                }
             } else {
                 groups.append(Group(size: best.size, members: [i], tokensPerRank: Double(length) / Double(best.size), workload: cost))
                 usedRanks += best.size
+                let g = groups.count - 1
+                if cost > top { second = top; top = cost; topGroup = g } else if cost == top { second = top } else { second = max(second, cost) }
+                file(g)
             }
         }
 

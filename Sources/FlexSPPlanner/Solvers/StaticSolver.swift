@@ -13,7 +13,8 @@ public struct StaticSolver: Sendable {
     ///
     /// - Throws: `.invalidStaticDegree` for a degree the cost model does not allow,
     ///   `.infeasible` when the longest sequence does not fit a group of that degree.
-    /// - Complexity: O(K x B) for K sequences and B bins.
+    /// - Complexity: O(K x B_open) for K sequences and B_open bins that can still take the
+    /// shortest sequence.
     public func solve(_ batch: Batch) throws(PlanningError) -> Solution {
         Solution(batch: batch, schedule: try schedule(batch))
     }
@@ -29,18 +30,24 @@ public struct StaticSolver: Sendable {
         }
         var binTokens: [Int] = []
         var binMembers: [[Int]] = []
+        // Bins that can still take the shortest sequence, in index order: a full bin is never
+        // looked at again (at scale most bins end full, and scanning them was K x bins).
+        let shortest = batch.lengths.last ?? 0
+        var open: [Int] = []
         for (i, length) in batch.lengths.enumerated() {
             // Best fit: the fullest bin that still has room.
             var chosen: Int?
-            for b in binTokens.indices where binTokens[b] + length <= capacity {
+            for b in open where binTokens[b] + length <= capacity {
                 if chosen.map({ binTokens[b] > binTokens[$0] }) ?? true { chosen = b }
             }
             if let b = chosen {
                 binTokens[b] += length
                 binMembers[b].append(i)
+                if binTokens[b] + shortest > capacity { open.removeAll { $0 == b } }
             } else {
                 binTokens.append(length)
                 binMembers.append([i])
+                if length + shortest <= capacity { open.append(binTokens.count - 1) }
             }
         }
         let bins = binMembers.map { members in

@@ -5,7 +5,7 @@ import FlexSPRender
 import Foundation
 
 @main
-struct FlexSPBench: ParsableCommand {
+struct FlexSPBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flexsp-bench",
         abstract: "Regenerate benchmarks/REPORT.md and benchmarks/charts/: the paper's evaluation in simulation and the solver study.",
@@ -20,7 +20,7 @@ struct FlexSPBench: ParsableCommand {
     )
 }
 
-struct ReportCommand: ParsableCommand {
+struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "report", abstract: "Write REPORT.md and charts/.")
 
     @Flag(help: "A short run (about 2-3 minutes): fewer batches, a 1 s milp limit, smaller solver-study axes.")
@@ -51,7 +51,7 @@ struct ReportCommand: ParsableCommand {
         if let milpTimeLimit, milpTimeLimit <= 0 { throw ValidationError("--milp-time-limit must be positive") }
     }
 
-    func run() throws {
+    func run() async throws {
         let clock = ContinuousClock()
         let started = clock.now
         // benchmarks/Sources/flexsp-bench/FlexSPBench.swift -> benchmarks/ -> the repository.
@@ -76,11 +76,11 @@ struct ReportCommand: ParsableCommand {
             Planner(milpTimeLimitSeconds: settings.milpTimeLimit, datasetLongest: workload.lengths.max())
         }
 
-        let reproduction = try Reproduction(datasets: datasets, steps: settings.steps, planner: planner, log: log).run()
+        let reproduction = try await Reproduction(datasets: datasets, steps: settings.steps, planner: planner, log: log).run()
         let scaling = Scaling(datasets: datasets, steps: settings.steps, planner: planner, log: log)
-        let clusters = try scaling.clusters()
-        let contexts = try scaling.contexts()
-        let longDocuments = try LongDocuments(
+        let clusters = try await scaling.clusters()
+        let contexts = try await scaling.contexts()
+        let longDocuments = try await LongDocuments(
             directory: package.appendingPathComponent("workloads"), steps: settings.steps, planner: planner, log: log).run()
         let study = try SolverStudy(
             executable: Bundle.main.executablePath ?? CommandLine.arguments[0], lengthFile: datasets["wikipedia"].path,
@@ -106,7 +106,8 @@ struct ReportCommand: ParsableCommand {
             settings: settings, datasets: datasets, reproduction: reproduction.outcomes, clusters: clusters.points,
             clusterLongest: clusters.longest, contexts: contexts, solverBatch: study.batch, solverCluster: study.cluster,
             longDocuments: longDocuments,
-            charts: chartFiles, elapsedSeconds: elapsed)
+            charts: chartFiles, elapsedSeconds: elapsed,
+            clusterScale: Report.clusterScale(in: try? String(contentsOf: outDir.appendingPathComponent("REPORT.md"), encoding: .utf8)))
         try write(report.markdown, to: outDir.appendingPathComponent("REPORT.md"))
         log("wrote \(outDir.appendingPathComponent("REPORT.md").path) in \(Int(elapsed)) s")
     }

@@ -24,7 +24,7 @@ struct LongDocuments {
     var planner: (Workload) -> Planner
     var log: (String) -> Void
 
-    func run() throws -> [Outcome] {
+    func run() async throws -> [Outcome] {
         let context = 393_216
         let costModel = try CostModel.bench(context: context, worldSize: 64)
         var outcomes: [Outcome] = []
@@ -36,7 +36,7 @@ struct LongDocuments {
                 let workload = try Workload.bench(entry, costModel: costModel, maxContext: context, batchSize: batchSize)
                 let count = min(steps, workload.batchCount)
                 let batches = (0 ..< count).map { workload.batch($0) }
-                let runs = try runStrategies(Self.strategies, batches: batches, costModel: costModel,
+                let runs = try await runStrategies(Self.strategies, batches: batches, costModel: costModel,
                                              planner: planner(workload), log: log)
                 outcomes.append(Outcome(workload: name, batchSize: batchSize, runs: runs, batches: count))
             }

@@ -74,13 +74,13 @@ func percentile(_ values: [Double], _ p: Double) -> Double {
 /// Plans `batches` with each strategy and rescores every plan.
 func runStrategies(
     _ strategies: [Strategy], batches: [[Int]], costModel: CostModel, planner: Planner, log: (String) -> Void
-) throws -> [StrategyRun] {
+) async throws -> [StrategyRun] {
     var runs: [StrategyRun] = []
     for strategy in strategies {
         var run = StrategyRun(strategy: strategy.description)
         for (index, lengths) in batches.enumerated() {
             do {
-                let plan = try planner.plan(Batch(lengths: lengths, costModel: costModel), strategy: strategy)
+                let plan = try await planner.plan(Batch(lengths: lengths, costModel: costModel), strategy: strategy)
                 if case .staticDegree(nil) = strategy { run.strategy = plan.strategy }
                 run.plans.append(try PlanStats(plan))
             } catch let error as PlanningError {

@@ -14,9 +14,22 @@ struct Report {
     var longDocuments: [LongDocuments.Outcome]
     var charts: [String: String]
     var elapsedSeconds: Double
+    /// Section 6 as the previous REPORT.md had it (its figures come from
+    /// `benchmarks/scale_table.py`, minutes of planning at thousands of GPUs, not from this run).
+    var clusterScale: String?
+
+    static let clusterScaleMarkers = (begin: "<!-- cluster-scale:begin -->", end: "<!-- cluster-scale:end -->")
+
+    /// The cluster-scale section of a previous report, markers included; nil if it has none.
+    static func clusterScale(in report: String?) -> String? {
+        guard let report, let begin = report.range(of: clusterScaleMarkers.begin),
+              let end = report.range(of: clusterScaleMarkers.end, range: begin.upperBound ..< report.endIndex) else { return nil }
+        return String(report[begin.lowerBound ..< end.upperBound])
+    }
 
     var markdown: String {
-        [header, reproductionSection, scalingSection, solverSection, hotPathSection, longDocumentSection, leftOut].joined(separator: "\n\n") + "\n"
+        ([header, reproductionSection, scalingSection, solverSection, hotPathSection, longDocumentSection] + [clusterScale].compactMap { $0 } + [leftOut])
+            .joined(separator: "\n\n") + "\n"
     }
 
     private var command: String {

@@ -33,7 +33,7 @@ struct Reproduction {
 
     /// Runs every configuration. Also returns, for the timeline pictures, the flexsp and static
     /// plans of the first batch of gpt-7b / 384K / wikipedia.
-    func run() throws -> (outcomes: [Outcome], samplePlans: [Plan]) {
+    func run() async throws -> (outcomes: [Outcome], samplePlans: [Plan]) {
         var outcomes: [Outcome] = []
         var samplePlans: [Plan] = []
         for dataset in Datasets.names {
@@ -46,11 +46,11 @@ struct Reproduction {
                     let count = min(steps, workload.batchCount)
                     let batches = (0 ..< count).map { workload.batch($0) }
                     let planner = planner(workload)
-                    let runs = try runStrategies(Self.strategies, batches: batches, costModel: costModel, planner: planner, log: log)
+                    let runs = try await runStrategies(Self.strategies, batches: batches, costModel: costModel, planner: planner, log: log)
                     outcomes.append(Outcome(config: config, runs: runs, dropped: workload.dropped, batches: count))
                     if model == "gpt-7b", context == 393_216, dataset == "wikipedia" {
                         let batch = try Batch(lengths: batches[0], costModel: costModel)
-                        samplePlans = try [planner.plan(batch, strategy: .flexsp), planner.plan(batch, strategy: .staticDegree(nil))]
+                        samplePlans = [try await planner.plan(batch, strategy: .flexsp), try await planner.plan(batch, strategy: .staticDegree(nil))]
                     }
                 }
             }
@@ -89,27 +89,33 @@ struct Scaling {
     var planner: (Workload) -> Planner
     var log: (String) -> Void
 
-    func point(worldSize: Int, context: Int, longest: Int?) throws -> Point {
+    func point(worldSize: Int, context: Int, longest: Int?) async throws -> Point {
         log("scaling: \(worldSize) GPUs, \(ContextLength(tokens: context))")
         let costModel = try CostModel.bench(context: context, worldSize: worldSize)
         let workload = try Workload.bench(datasets["wikipedia"], costModel: costModel, maxContext: context,
                                           batchSize: 512, longest: longest)
         let batches = (0 ..< min(steps, workload.batchCount)).map { workload.batch($0) }
-        let runs = try runStrategies(Self.strategies, batches: batches, costModel: costModel, planner: planner(workload), log: log)
+        let runs = try await runStrategies(Self.strategies, batches: batches, costModel: costModel, planner: planner(workload), log: log)
         let tokens = mean(batches.map { Double($0.reduce(0, +)) })
         return Point(worldSize: worldSize, context: context, runs: runs, meanTokens: tokens, dropped: workload.dropped)
     }
 
     /// Strong scaling at 128K, on one workload: lengths the 16-GPU cluster cannot hold are
     /// dropped for every size.
-    func clusters() throws -> (points: [Point], longest: Int) {
+    func clusters() async throws -> (points: [Point], longest: Int) {
         let sizes = [16, 32, 64]
         let context = 131_072
         let longest = try sizes.map { try CostModel.bench(context: context, worldSize: $0).longestPlannable(maxContext: context) }.min()!
-        return (try sizes.map { try point(worldSize: $0, context: context, longest: longest) }, longest)
+        var points: [Point] = []
+        for size in sizes { points.append(try await point(worldSize: size, context: context, longest: longest)) }
+        return (points, longest)
     }
 
-    func contexts() throws -> [Point] {
-        try [65_536, 131_072, 196_608, 262_144, 393_216].map { try point(worldSize: 64, context: $0, longest: nil) }
+    func contexts() async throws -> [Point] {
+        var points: [Point] = []
+        for context in [65_536, 131_072, 196_608, 262_144, 393_216] {
+            points.append(try await point(worldSize: 64, context: context, longest: nil))
+        }
+        return points
     }
 }

@@ -74,7 +74,7 @@ struct SolverStudy {
 }
 
 /// One point of the solver study, run as a child process; prints a `Measurement` as JSON.
-struct SolverPointCommand: ParsableCommand {
+struct SolverPointCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "solver-point", abstract: "Measure one solver on one setting (used by the report).",
         shouldDisplay: false)
@@ -86,7 +86,7 @@ struct SolverPointCommand: ParsableCommand {
     @Option(name: .customLong("milp-time-limit")) var milpTimeLimit: Double
     @Option var lengths: String
 
-    func run() throws {
+    func run() async throws {
         let context = 393_216
         let costModel = try CostModel.bench(context: context, worldSize: worldSize)
         // Parse only the lines the batches need (with room for dropped ones), so that the peak
@@ -107,7 +107,7 @@ struct SolverPointCommand: ParsableCommand {
             let clock = ContinuousClock()
             let started = clock.now
             do {
-                let plan = try planner.plan(batch, strategy: chosen)
+                let plan = try await planner.plan(batch, strategy: chosen)
                 result.wallMS.append(plan.solver.wallMS)
                 result.gaps.append(plan.gap)
                 if plan.solver.wallMS >= 0.95 * milpTimeLimit * 1000, case .milp = chosen { result.hitTimeLimit += 1 }
