@@ -21,8 +21,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
+
+from flexsp.shards import ShardWriter, held_out_split
+from flexsp.streaming import split_document
 
 ROLES = ("system", "user", "assistant", "tool")
 TRAINED_ROLE = "assistant"
@@ -209,3 +213,42 @@ class ChatEncoder:
             if len(through) > len(before):
                 spans.append((len(before), len(through)))
         return text, spans
+
+
+def chat_encoder(tokenizer, chat_template: str | Path | None, tokenizer_dir: str | Path
+                 ) -> ChatEncoder:
+    """The encoder for `tokenizer` with `chat_template` (a file) or its own template."""
+    return ChatEncoder(tokenizer, set_chat_template(tokenizer, chat_template, tokenizer_dir))
+
+
+def encode_chat_file(encoder: ChatEncoder, path: Path, field: str, writer: ShardWriter,
+                     counts: tuple[int, int, int, int], max_seq_len: int, long: str,
+                held_out: Fraction, batch_documents: int, bar) -> tuple[int, int, int, int]:
+    """Renders, tokenizes and masks the conversations of one file, a chunk at a time; returns
+    the updated (documents, tokens, input bytes, pieces left out for want of a label)."""
+    documents, tokens, input_bytes, unlabelled = counts
+    pending = []
+
+    def flush() -> None:
+        nonlocal documents, tokens, unlabelled
+        for ids, mask in encoder.encode(pending):
+            split = held_out_split(documents, held_out)
+            for piece, piece_mask in zip(split_document(ids, max_seq_len, long),
+                                         split_document(mask, max_seq_len, long)):
+                if not any(piece_mask[1:]):
+                    unlabelled += 1
+                    continue
+                writer.add(piece, split, piece_mask)
+                tokens += len(piece)
+            documents += 1
+        pending.clear()
+
+    for conversation in read_conversations(path, field):
+        pending.append(conversation)
+        if len(pending) == batch_documents:
+            flush()
+    flush()
+    size = path.stat().st_size
+    if bar is not None:
+        bar.update(size)
+    return documents, tokens, input_bytes + size, unlabelled

@@ -32,20 +32,20 @@ import argparse
 import json
 import os
 import shutil
-import stat
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from flexsp import streaming
+from flexsp.chat import ChatError, chat_encoder, encode_chat_file
+from flexsp.documents import (Document, DocumentError, encode_batch, encode_long_document,
+                              read_documents)
 from flexsp.outputs import reason
-from flexsp.shards import CHAT_TEMPLATE, EVAL, FORMAT, MASK_DTYPE, TRAIN, VERSION
+from flexsp.shards import CHAT_TEMPLATE, EVAL, FORMAT, TRAIN, VERSION, ShardWriter
 
 DEFAULT_SEPARATOR = "\n\f\n"
 
@@ -53,108 +53,6 @@ DEFAULT_SEPARATOR = "\n\f\n"
 class PrepareError(ValueError):
     """Bad input to preparation; the message names the file, the record or line, and a fix."""
 
-
-@dataclass
-class Document:
-    text: str
-    where: str  # "FILE:LINE" or "FILE: record N", for error messages
-    more: bool = False  # the document goes on in the next one (a long document, read in parts)
-
-
-def read_documents(path: Path, text_field: str, separator: str) -> Iterator[Document]:
-    suffix = path.suffix.lower()
-    if not path.exists():
-        raise PrepareError(f"{path}: no such file")
-    if path.is_dir():
-        raise PrepareError(f"{path}: a directory, not a file; pass the files in it")
-    if not path.is_file():
-        mode = path.stat().st_mode
-        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else
-                "a socket" if stat.S_ISSOCK(mode) else "a device")
-        raise PrepareError(f"{path}: {kind}, not a regular file; write the data to a file first")
-    if suffix in (".jsonl", ".json"):
-        yield from _read_jsonl(path, text_field)
-    elif suffix == ".parquet":
-        yield from _read_parquet(path, text_field)
-    else:
-        yield from _read_text(path, separator)
-
-
-def _decode(raw: bytes, path: Path, line: int) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise _not_utf8(path, line + raw[:error.start].count(b"\n"), raw[error.start]) from None
-
-
-def _not_utf8(path: Path, line: int, byte: int) -> PrepareError:
-    return PrepareError(f"{path}:{line}: not UTF-8 (byte 0x{byte:02x}); convert the file to "
-                        "UTF-8 first, e.g. `iconv -f latin1 -t utf-8`")
-
-
-def _read_jsonl(path: Path, text_field: str) -> Iterator[Document]:
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            line = _decode(raw, path, number).strip()
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise PrepareError(f"{path}:{number}: not valid JSON ({error.msg}); each line "
-                                   "must hold one JSON object") from None
-            except RecursionError:
-                raise PrepareError(f"{path}:{number}: JSON nested too deeply to read (more levels "
-                                   "than Python's recursion limit)") from None
-            except ValueError as error:  # an integer over Python's limit of digits
-                raise PrepareError(f"{path}:{number}: JSON that cannot be read "
-                                   f"({str(error).split(';')[0]})") from None
-            if not isinstance(record, dict):
-                raise PrepareError(f"{path}:{number}: a JSON {type(record).__name__}, expected an "
-                                   "object with a text field")
-            if text_field not in record:
-                raise PrepareError(f"{path}:{number}: record has no {text_field!r} field (its "
-                                   f"fields: {', '.join(sorted(record)) or 'none'}); pass "
-                                   "--text-field NAME")
-            text = record[text_field]
-            if not isinstance(text, str):
-                raise PrepareError(f"{path}:{number}: field {text_field!r} is a "
-                                   f"{type(text).__name__}, not a string")
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError as error:  # JSON's \ud800 escapes can make one
-                raise PrepareError(
-                    f"{path}:{number}: field {text_field!r} holds a lone surrogate "
-                    f"(\\u{ord(text[error.start]):04x} at character {error.start}), which is "
-                    "not Unicode text; fix what wrote the file") from None
-            yield Document(text, f"{path}:{number}")
-
-
-def _read_parquet(path: Path, text_field: str) -> Iterator[Document]:
-    import datasets  # heavy; only Parquet needs it
-    datasets.disable_progress_bars()
-    try:
-        table = datasets.load_dataset("parquet", data_files=str(path), split="train",
-                                      streaming=True)
-        columns = list(table.features or {})
-    except Exception as error:  # pyarrow's errors vary by version; the file is the problem
-        raise PrepareError(f"{path}: not a readable Parquet file ({error})") from None
-    if columns and text_field not in columns:
-        raise PrepareError(f"{path}: no column {text_field!r} (columns: {', '.join(columns)}); "
-                           "pass --text-field NAME")
-    for number, record in enumerate(table, start=1):
-        text = record.get(text_field)
-        if not isinstance(text, str):
-            what = "missing" if text is None else type(text).__name__
-            raise PrepareError(f"{path}: record {number}: {text_field!r} is {what}, not a string")
-        yield Document(text, f"{path}: record {number}")
-
-
-def _read_text(path: Path, separator: str) -> Iterator[Document]:
-    for text, line, more in streaming.text_fragments(
-            path, separator, lambda line, byte: _not_utf8(path, line, byte),
-            streaming.WINDOW_CHARS):
-        yield Document(text, f"{path}:{line}", more)
 
 
 def load_tokenizer(directory: str | Path):
@@ -177,62 +75,6 @@ def load_tokenizer(directory: str | Path):
     return tokenizer
 
 
-def split_document(ids: list[int], max_seq_len: int, long: str) -> list[list[int]]:
-    if len(ids) <= max_seq_len:
-        return [ids]
-    if long == "truncate":
-        return [ids[:max_seq_len]]
-    pieces = [ids[i:i + max_seq_len] for i in range(0, len(ids), max_seq_len)]
-    # A last piece of one token predicts nothing (no next token): left out.
-    return pieces if len(pieces[-1]) > 1 else pieces[:-1]
-
-
-class ShardWriter:
-    """Appends sequences to tokens-NNNNN.bin files of at most `shard_tokens` tokens each."""
-
-    def __init__(self, directory: Path, dtype: np.dtype, shard_tokens: int,
-                 masks: bool = False) -> None:
-        self.directory, self.dtype, self.shard_tokens = directory, dtype, shard_tokens
-        self.shards: list[dict] = []
-        self.rows: list[tuple[int, int, int, int]] = []
-        self.file = None
-        self.filled = 0
-        self.with_masks = masks
-        self.mask_file = None
-        self.labels: list[int] = []  # label tokens per sequence, with masks
-        self.trained_tokens = 0
-
-    def add(self, ids: list[int], split: int, mask: list[int] | None = None) -> None:
-        if self.file is None or self.filled + len(ids) > self.shard_tokens:
-            self._next_shard()
-        self.file.write(np.asarray(ids, dtype=self.dtype).tobytes())
-        if self.with_masks:
-            self.mask_file.write(np.asarray(mask, dtype=MASK_DTYPE).tobytes())
-            self.labels.append(int(sum(mask[1:])))
-            self.trained_tokens += int(sum(mask))
-        self.rows.append((len(self.shards) - 1, self.filled, len(ids), split))
-        self.filled += len(ids)
-        self.shards[-1]["tokens"] = self.filled
-
-    def _next_shard(self) -> None:
-        self.close()
-        name = f"tokens-{len(self.shards):05d}.bin"
-        self.file = open(self.directory / name, "wb")
-        self.shards.append({"file": name, "tokens": 0})
-        if self.with_masks:
-            mask_name = f"mask-{len(self.shards) - 1:05d}.bin"
-            self.mask_file = open(self.directory / mask_name, "wb")
-            self.shards[-1]["mask"] = mask_name
-        self.filled = 0
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
-        if self.mask_file is not None:
-            self.mask_file.close()
-            self.mask_file = None
-
 
 def prepare(tokenizer_dir: str | Path, inputs: list[str | Path], out: str | Path, *,
             text_field: str = "text", separator: str = DEFAULT_SEPARATOR,
@@ -252,7 +94,10 @@ def prepare(tokenizer_dir: str | Path, inputs: list[str | Path], out: str | Path
         raise PrepareError(f"--eval-fraction {eval_fraction}: must be in [0, 1)")
     partial = _check_out(out, overwrite)
     tokenizer = load_tokenizer(tokenizer_dir)
-    encoder = _chat_encoder(tokenizer, chat_template, tokenizer_dir) if format == "chat" else None
+    try:
+        encoder = chat_encoder(tokenizer, chat_template, tokenizer_dir) if format == "chat" else None
+    except ChatError as error:
+        raise PrepareError(str(error)) from None
     vocab_size = len(tokenizer)
     dtype = np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
     held_out = Fraction(str(eval_fraction))
@@ -269,7 +114,7 @@ def prepare(tokenizer_dir: str | Path, inputs: list[str | Path], out: str | Path
             raise PrepareError(f"{partial}: cannot create the output ({reason(error)})") from None
         for path in inputs:
             if encoder is not None:
-                documents, tokens, input_bytes, unlabelled = _encode_chat(
+                documents, tokens, input_bytes, unlabelled = encode_chat_file(
                     encoder, Path(path), messages_field, writer, (documents, tokens, input_bytes,
                                                                   unlabelled),
                     max_seq_len, long, held_out, batch_documents, bar)
@@ -279,11 +124,11 @@ def prepare(tokenizer_dir: str | Path, inputs: list[str | Path], out: str | Path
             stream = read_documents(Path(path), text_field, separator)
             for document in stream:
                 if document.more or len(document.text) > streaming.WINDOW_CHARS:
-                    documents, tokens, input_bytes = _encode(
+                    documents, tokens, input_bytes = encode_batch(
                         tokenizer, pending, writer, documents, tokens, input_bytes, max_seq_len,
                         long, held_out, bar)
                     pending, pending_chars = [], 0
-                    documents, tokens, input_bytes = _encode_long(
+                    documents, tokens, input_bytes = encode_long_document(
                         tokenizer, document, stream, writer, documents, tokens, input_bytes,
                         max_seq_len, long, held_out, bar, skip_empty)
                     continue
@@ -296,11 +141,11 @@ def prepare(tokenizer_dir: str | Path, inputs: list[str | Path], out: str | Path
                 pending_chars += len(document.text)
                 # A batch of many long documents is bounded by characters too.
                 if len(pending) == batch_documents or pending_chars > 4 * streaming.WINDOW_CHARS:
-                    documents, tokens, input_bytes = _encode(
+                    documents, tokens, input_bytes = encode_batch(
                         tokenizer, pending, writer, documents, tokens, input_bytes, max_seq_len,
                         long, held_out, bar)
                     pending, pending_chars = [], 0
-            documents, tokens, input_bytes = _encode(
+            documents, tokens, input_bytes = encode_batch(
                 tokenizer, pending, writer, documents, tokens, input_bytes, max_seq_len, long,
                 held_out, bar)
         writer.close()
@@ -344,6 +189,8 @@ def prepare(tokenizer_dir: str | Path, inputs: list[str | Path], out: str | Path
             written = error.filename is None or Path(error.filename).is_relative_to(partial)
             raise PrepareError(f"{out if written else error.filename}: {reason(error)}; "
                                "nothing was kept (the partial output was removed)") from None
+        if isinstance(error, (DocumentError, ChatError)):  # one class for main to catch, also
+            raise PrepareError(str(error)) from None        # when run as __main__
         raise
     finally:
         if bar is not None:
@@ -374,13 +221,6 @@ def _check_out(out: Path, overwrite: bool) -> Path:
     return partial
 
 
-def _split(document: int, held_out: Fraction) -> int:
-    """Document k is held out when floor((k+1) f) > floor(k f): exactly the fraction f of
-    every run of documents (every 50th for 0.02), never the first."""
-    p, q = held_out.numerator, held_out.denominator
-    return EVAL if (document + 1) * p // q > document * p // q else TRAIN
-
-
 def _progress_bar(progress: bool, inputs: list):
     if not progress:
         return None
@@ -388,118 +228,6 @@ def _progress_bar(progress: bool, inputs: list):
     total = sum(Path(p).stat().st_size for p in inputs if Path(p).is_file())
     return tqdm(total=total, unit="B", unit_scale=True, desc="tokenizing", file=sys.stderr)
 
-
-def _encode(tokenizer, pending: list[Document], writer: ShardWriter, documents: int, tokens: int,
-            input_bytes: int, max_seq_len: int, long: str, held_out: Fraction, bar
-            ) -> tuple[int, int, int]:
-    """Tokenizes a chunk of documents (the fast tokenizer's batch encoding runs on all cores)."""
-    if not pending:
-        return documents, tokens, input_bytes
-    texts = [d.text for d in pending]
-    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    eos = tokenizer.eos_token_id
-    for ids in encoded:
-        split = _split(documents, held_out)
-        for piece in split_document(ids + [eos], max_seq_len, long):
-            writer.add(piece, split)
-            tokens += len(piece)
-        documents += 1
-    chunk_bytes = sum(len(t.encode("utf-8")) for t in texts)
-    if bar is not None:
-        bar.update(chunk_bytes)
-    return documents, tokens, input_bytes + chunk_bytes
-
-
-def _encode_long(tokenizer, first: Document, stream: Iterator[Document], writer: ShardWriter,
-                 documents: int, tokens: int, input_bytes: int, max_seq_len: int, long: str,
-                 held_out: Fraction, bar, skip_empty: bool) -> tuple[int, int, int]:
-    """One document longer than a window (`first` and, while `more`, the next ones of `stream`),
-    tokenized a window at a time, its sequences written as its tokens come."""
-    split, pieces = _split(documents, held_out), streaming.Pieces(max_seq_len, long)
-    held: list[list[int]] = []  # sequences of a document that is only whitespace so far
-    seen_text = False
-
-    def fragments() -> Iterator[str]:
-        nonlocal input_bytes, seen_text
-        document = first
-        while True:
-            for fragment in streaming.windows(document.text, streaming.WINDOW_CHARS):
-                seen_text = seen_text or not fragment.isspace()
-                size = len(fragment.encode("utf-8"))
-                input_bytes += size
-                if bar is not None:
-                    bar.update(size)
-                yield fragment
-            if not document.more:
-                return
-            document = next(stream)
-
-    def write(sequences: list[list[int]]) -> None:
-        nonlocal tokens
-        held.extend(sequences)
-        if seen_text:
-            for piece in held:
-                writer.add(piece, split)
-                tokens += len(piece)
-            held.clear()
-
-    text = fragments()
-    for ids in streaming.encode_long(tokenizer, text, streaming.WINDOW_CHARS):
-        write(pieces.feed(ids))
-        if pieces.done:  # truncated: the rest is read, not tokenized
-            for _ in text:
-                pass
-    if not seen_text:
-        if skip_empty:
-            return documents, tokens, input_bytes
-        raise PrepareError(f"{first.where}: empty document; remove it or pass --skip-empty")
-    write(pieces.finish(tokenizer.eos_token_id))
-    return documents + 1, tokens, input_bytes
-
-
-def _chat_encoder(tokenizer, chat_template: str | Path | None, tokenizer_dir: str | Path):
-    from flexsp.chat import ChatEncoder, ChatError, set_chat_template
-    try:
-        return ChatEncoder(tokenizer, set_chat_template(tokenizer, chat_template, tokenizer_dir))
-    except ChatError as error:
-        raise PrepareError(str(error)) from None
-
-
-def _encode_chat(encoder, path: Path, field: str, writer: ShardWriter,
-                 counts: tuple[int, int, int, int], max_seq_len: int, long: str,
-                 held_out: Fraction, batch_documents: int, bar) -> tuple[int, int, int, int]:
-    """Renders, tokenizes and masks the conversations of one file, a chunk at a time; returns
-    the updated (documents, tokens, input bytes, pieces left out for want of a label)."""
-    from flexsp.chat import ChatError, read_conversations
-    documents, tokens, input_bytes, unlabelled = counts
-    pending = []
-
-    def flush() -> None:
-        nonlocal documents, tokens, unlabelled
-        for ids, mask in encoder.encode(pending):
-            split = _split(documents, held_out)
-            for piece, piece_mask in zip(split_document(ids, max_seq_len, long),
-                                         split_document(mask, max_seq_len, long)):
-                if not any(piece_mask[1:]):
-                    unlabelled += 1
-                    continue
-                writer.add(piece, split, piece_mask)
-                tokens += len(piece)
-            documents += 1
-        pending.clear()
-
-    try:
-        for conversation in read_conversations(path, field):
-            pending.append(conversation)
-            if len(pending) == batch_documents:
-                flush()
-        flush()
-    except ChatError as error:  # one class for main to catch, also when run as __main__
-        raise PrepareError(str(error)) from None
-    size = path.stat().st_size
-    if bar is not None:
-        bar.update(size)
-    return documents, tokens, input_bytes + size, unlabelled
 
 
 def main(argv: list[str] | None = None) -> None:

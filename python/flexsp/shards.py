@@ -1,5 +1,5 @@
-"""Reading a prepared corpus (written by flexsp/prepare.py): the index in memory, the tokens
-memory-mapped. This module owns the on-disk format; the writer imports it from here.
+"""A prepared corpus on disk: its format, its writer (ShardWriter, driven by flexsp/prepare.py)
+and its reader (TokenShards: the index in memory, the tokens memory-mapped).
 
 A prepared corpus is a directory:
   tokens-NNNNN.bin  flat token ids (uint16 when the vocabulary fits, else uint32), memory-mapped
@@ -23,6 +23,7 @@ for the sequences it trains on, and only those pages of the shards are ever touc
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -153,3 +154,57 @@ class TokenShards:
         if not self.has_mask:
             return torch.ones(length, dtype=torch.bool)
         return torch.from_numpy(self.masks[shard][offset:offset + length] != 0)
+
+
+class ShardWriter:
+    """Appends sequences to tokens-NNNNN.bin files of at most `shard_tokens` tokens each."""
+
+    def __init__(self, directory: Path, dtype: np.dtype, shard_tokens: int,
+                 masks: bool = False) -> None:
+        self.directory, self.dtype, self.shard_tokens = directory, dtype, shard_tokens
+        self.shards: list[dict] = []
+        self.rows: list[tuple[int, int, int, int]] = []
+        self.file = None
+        self.filled = 0
+        self.with_masks = masks
+        self.mask_file = None
+        self.labels: list[int] = []  # label tokens per sequence, with masks
+        self.trained_tokens = 0
+
+    def add(self, ids: list[int], split: int, mask: list[int] | None = None) -> None:
+        if self.file is None or self.filled + len(ids) > self.shard_tokens:
+            self._next_shard()
+        self.file.write(np.asarray(ids, dtype=self.dtype).tobytes())
+        if self.with_masks:
+            self.mask_file.write(np.asarray(mask, dtype=MASK_DTYPE).tobytes())
+            self.labels.append(int(sum(mask[1:])))
+            self.trained_tokens += int(sum(mask))
+        self.rows.append((len(self.shards) - 1, self.filled, len(ids), split))
+        self.filled += len(ids)
+        self.shards[-1]["tokens"] = self.filled
+
+    def _next_shard(self) -> None:
+        self.close()
+        name = f"tokens-{len(self.shards):05d}.bin"
+        self.file = open(self.directory / name, "wb")
+        self.shards.append({"file": name, "tokens": 0})
+        if self.with_masks:
+            mask_name = f"mask-{len(self.shards) - 1:05d}.bin"
+            self.mask_file = open(self.directory / mask_name, "wb")
+            self.shards[-1]["mask"] = mask_name
+        self.filled = 0
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        if self.mask_file is not None:
+            self.mask_file.close()
+            self.mask_file = None
+
+
+def held_out_split(document: int, held_out: Fraction) -> int:
+    """Document k is held out when floor((k+1) f) > floor(k f): exactly the fraction f of
+    every run of documents (every 50th for 0.02), never the first."""
+    p, q = held_out.numerator, held_out.denominator
+    return EVAL if (document + 1) * p // q > document * p // q else TRAIN

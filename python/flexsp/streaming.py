@@ -108,9 +108,19 @@ def _cut(pre_tokenizer, text: str, window: int) -> int:
     return settled[-1] if settled else window
 
 
+def split_document(ids: list[int], max_seq_len: int, long: str) -> list[list[int]]:
+    if len(ids) <= max_seq_len:
+        return [ids]
+    if long == "truncate":
+        return [ids[:max_seq_len]]
+    pieces = [ids[i:i + max_seq_len] for i in range(0, len(ids), max_seq_len)]
+    # A last piece of one token predicts nothing (no next token): left out.
+    return pieces if len(pieces[-1]) > 1 else pieces[:-1]
+
+
 class Pieces:
     """Cuts one document's token ids, given in chunks, into sequences exactly as
-    `prepare.split_document` cuts the whole list: pieces of `max_seq_len`, the end-of-document
+    `split_document` cuts the whole list: pieces of `max_seq_len`, the end-of-document
     token after the last id, a last piece of one token left out (it predicts nothing); with
     long="truncate" only the first piece."""
 

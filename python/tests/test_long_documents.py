@@ -12,8 +12,8 @@ from transformers import AutoTokenizer
 
 from conftest import REPO_ROOT
 from flexsp import streaming
-from flexsp.prepare import prepare, split_document
-from flexsp.streaming import Pieces, encode_long, text_fragments, windows
+from flexsp.prepare import prepare
+from flexsp.streaming import Pieces, encode_long, split_document, text_fragments, windows
 
 TOKENIZER = REPO_ROOT / "data" / "tokenizer"
 CORPUS = REPO_ROOT / "data" / "corpus" / "python-docstrings.txt"

@@ -13,8 +13,8 @@ from conftest import REPO_ROOT, job_model
 from flexsp.data import TokenDataset
 from flexsp.engine import micro_batch_input
 from flexsp.plan import fallback_plan
-from flexsp.prepare import PrepareError, ShardWriter, prepare
-from flexsp.shards import ShardError, TokenShards
+from flexsp.prepare import PrepareError, prepare
+from flexsp.shards import ShardError, ShardWriter, TokenShards
 
 TOKENIZER = REPO_ROOT / "data" / "tokenizer"
 DOCS = ["def f(x):\n    return x + 1\n", "Ünïcode ✓ text", "a " * 300]
