@@ -2,7 +2,10 @@
 # On a CUDA machine: (1) the Hugging Face parity checks in bf16 on the CUDA kernel path (one
 # rank per GPU, up to 8, NCCL), (2) a ~1B-parameter Llama at world 1 on long packed sequences:
 # tokens/s and MFU under FlexSP vs the same model in plain transformers with its own
-# flash/SDPA attention. Output also goes to $OUT (default out/gpu-check).
+# flash/SDPA attention, (3) the real-execution benchmark at world 1 (degree 1): a small Llama on
+# a long-tailed corpus, profiled on the GPU, the runtime's tokens/s against plain transformers
+# and the cost model's estimate error per micro-batch. Output also goes to $OUT (default
+# out/gpu-check).
 #   scripts/gpu-check.sh                      # everything
 #   BENCH_FLAGS="--tokens 32768 --longest 16384 --activation-checkpointing" scripts/gpu-check.sh
 set -euo pipefail
@@ -32,3 +35,7 @@ echo "== parity: bf16, CUDA kernels, world $GPUS"
 echo "== throughput: ~1B Llama, world 1"
 "$PY" -m torch.distributed.run --standalone --nproc-per-node 1 \
   scripts/gpu_check.py bench ${BENCH_FLAGS:-} | tee "$OUT/bench.txt"
+
+echo "== real execution: world 1 (degree 1), estimate error, runtime vs plain transformers"
+FLEXSP_BIN=${FLEXSP_BIN:-$PWD/.build/release/flexsp} "$PY" benchmarks/runtime/real_execution.py \
+  --world 1 --versus-transformers --out "$OUT/real-execution" | tee "$OUT/real-execution.txt"

@@ -18,6 +18,7 @@ KV head its query heads use (gradients of the copies sum back through the repeat
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import torch
@@ -45,6 +46,9 @@ class DeviceCopies:
         if device not in self._tensors:
             self._tensors[device] = torch.tensor(cu_seqlens, dtype=torch.int32, device=device)
         return self._tensors[device]
+
+
+log = logging.getLogger("flexsp.attention")
 
 
 @dataclass
@@ -137,6 +141,28 @@ def kernel_for(device: torch.device, dtype: torch.dtype) -> str:
     return "sdpa per sequence"
 
 
+_logged_backends: set[tuple[str, torch.dtype]] = set()
+
+
+def sdpa_backend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None) -> str:
+    """The kernel PyTorch's dispatcher picks for this causal SDPA call (MATH, FLASH_ATTENTION,
+    EFFICIENT_ATTENTION, ...), or 'unknown' where this PyTorch cannot say."""
+    try:
+        from torch.nn.attention import SDPBackend
+        return SDPBackend(torch._fused_sdp_choice(q, k, v, is_causal=True, scale=scale)).name
+    except (AttributeError, RuntimeError, TypeError, ValueError):
+        return "unknown"
+
+
+def log_sdpa_backend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None) -> None:
+    """Logs once per device and dtype which SDPA kernel attention runs on."""
+    key = (q.device.type, q.dtype)
+    if key not in _logged_backends:
+        _logged_backends.add(key)
+        log.info("attention: SDPA backend %s on %s for %s", sdpa_backend(q, k, v, scale),
+                 q.device.type, str(q.dtype).removeprefix("torch."))
+
+
 def varlen_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                             ctx: PackedContext, scale: float | None = None) -> torch.Tensor:
     """Causal attention within each sequence of a packed stream; padding rows come out zero.
@@ -166,10 +192,14 @@ def varlen_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         if group_size > 1:
             k = k.repeat_interleave(group_size, dim=1)
             v = v.repeat_interleave(group_size, dim=1)
-        outs = [F.scaled_dot_product_attention(
-                    q[a:b].transpose(0, 1), k[a:b].transpose(0, 1), v[a:b].transpose(0, 1),
-                    is_causal=True, scale=scale).transpose(0, 1)
-                for a, b in zip(cu_seqlens[:-1], cu_seqlens[1:])]
+        # 4-D [1, H, n, hd], as transformers passes them: with 3-D tensors PyTorch picks its
+        # math kernel on the CPU, which materialises n x n weights (4x slower at 2,048 tokens).
+        views = [(q[a:b].transpose(0, 1)[None], k[a:b].transpose(0, 1)[None],
+                  v[a:b].transpose(0, 1)[None]) for a, b in zip(cu_seqlens[:-1], cu_seqlens[1:])]
+        if views:
+            log_sdpa_backend(*views[0], scale)
+        outs = [F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale)[0].transpose(0, 1)
+                for qs, ks, vs in views]
         out = torch.cat(outs, dim=0) if outs else q.new_zeros(0, heads, head_dim)
     if total > real:
         out = torch.cat([out, q.new_zeros(total - real, heads, head_dim)], dim=0)

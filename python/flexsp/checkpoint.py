@@ -41,16 +41,18 @@ def checkpoint_path(directory: str | Path, step: int) -> Path:
 
 
 def save_checkpoint(directory: str | Path, step: int, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, data_state: dict | None = None) -> Path:
+                    optimizer: torch.optim.Optimizer, data_state: dict | None = None,
+                    documents: dict[str, dict] | None = None) -> Path:
     """Writes the state after `step` steps to <directory>/step-NNNNNN (a collective). Raises
-    CheckpointError on every rank alike if any rank could not write its part."""
+    CheckpointError on every rank alike if any rank could not write its part. `documents`
+    (rank 0's, e.g. the calibrated cost model) go beside data.json as <name>.json."""
     model_state, optimizer_state = get_state_dict(model, optimizer)
     path = checkpoint_path(directory, step)
     partial = path.with_name(path.name + ".partial")
     rank0 = not dist.is_initialized() or dist.get_rank() == 0
     problem = None
     if rank0:
-        problem = _attempt(lambda: _start(partial, step, data_state), directory)
+        problem = _attempt(lambda: _start(partial, step, data_state, documents), directory)
     problem = _agree(problem)
     if problem is None:
         problem = _agree(_attempt(lambda: dcp.save(
@@ -69,11 +71,14 @@ def save_checkpoint(directory: str | Path, step: int, model: torch.nn.Module,
     return path
 
 
-def _start(partial: Path, step: int, data_state: dict | None) -> None:
+def _start(partial: Path, step: int, data_state: dict | None,
+           documents: dict[str, dict] | None = None) -> None:
     shutil.rmtree(partial, ignore_errors=True)  # left by an interrupted save; never read
     partial.mkdir(parents=True)
     (partial / "data.json").write_text(json.dumps({"steps_done": step, **(data_state or {})},
                                                   indent=1) + "\n")
+    for name, document in (documents or {}).items():
+        (partial / f"{name}.json").write_text(json.dumps(document, indent=1) + "\n")
 
 
 def _finish(partial: Path, path: Path) -> None:

@@ -79,6 +79,8 @@ class PlannerConfig:
     strategy: str = ranged("flexsp", check=strategy_problem)
     timeout_s: float = ranged(30.0, gt=0)  # how long rank 0 waits for a plan before falling back
     max_restarts: int = ranged(1, min=0)  # restarts of a planner that died, then it is abandoned
+    calibrate: bool = True          # refit the cost model's times from measured steps
+                                    # (flexsp.calibrate); false: plans from the file's model only
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Talks to the planner (`flexsp serve`) from rank 0 and hands every rank a plan it can run.
 
 Protocol (docs/DESIGN.md): one JSON request per line on the service's stdin,
-`{"id": 7, "lengths": [1234, 80, ...]}`, one JSON reply per line on its stdout: the plan with
-`"id": 7` added, or `{"id": 7, "error": "..."}`.
+`{"id": 7, "lengths": [1234, 80, ...]}` (with `"cost_model"` once calibration has refitted the
+job's), one JSON reply per line on its stdout: the plan with `"id": 7` added, or
+`{"id": 7, "error": "..."}`.
 
 `serve` answers every request with exactly one line, in order, so the client pairs each line
 with its oldest unanswered request: a line that is not that request's reply (not JSON, not an
@@ -122,12 +123,12 @@ class PlannerProcess:
     def alive(self) -> bool:
         return self._dead_reason is None
 
-    def send(self, request_id: int, lengths: list[int]) -> None:
+    def send(self, request_id: int, lengths: list[int], fields: dict | None = None) -> None:
         with self._cond:
             self._replies.pop(request_id, None)
             self._unanswered.append(request_id)
         try:
-            self._proc.stdin.write(json.dumps({"id": request_id, "lengths": lengths}) + "\n")
+            self._proc.stdin.write(json.dumps({"id": request_id, "lengths": lengths, **(fields or {})}) + "\n")
             self._proc.stdin.flush()
         except (OSError, ValueError) as error:
             raise PlannerError(f"planner: cannot send request {request_id}: {error}") from error
@@ -175,13 +176,15 @@ class PlanSource:
         if world_size != cost_model.world_size:
             raise ValueError(f"the cost model is for {cost_model.world_size} ranks; this job has {world_size}")
         self.cost_model, self.world_size, self.degree_problem = cost_model, world_size, degree_problem
+        # The model plans are asked for with: the job's, or the calibrated one (`set_cost_model`).
+        self.planning_model = cost_model
         self.timeout_s, self.restarts_left = timeout_s, max_restarts
         binary = binary or find_planner_binary()
         if command is None and binary is not None:
             command = [binary, "serve", "--cost-model", str(cost_model_path), "--strategy", strategy]
         self.command = command
         self.process: PlannerProcess | None = None
-        self.pending: set[int] = set()
+        self.pending: dict[int, CostModel] = {}  # step -> the cost model its plan was asked for
         if command is None:
             log.warning("planner: no flexsp binary (set FLEXSP_BIN or build .build/release/flexsp);"
                         " every step uses the runtime's fallback plan")
@@ -196,17 +199,26 @@ class PlanSource:
                         self.command[0], error)
             return None
 
-    def request(self, step: int, lengths: list[int]) -> None:
-        """Asks for the plan of batch `step` now; `plan_for(step)` collects it later."""
+    def set_cost_model(self, cost_model: CostModel) -> None:
+        """Plans asked for from now on use `cost_model` (the same world, degrees and memory as
+        the job's, refitted times: flexsp.calibrate); a plan is checked against the model it
+        was asked for."""
+        self.planning_model = cost_model
+
+    def request(self, step: int, lengths: list[int], cost_model: CostModel | None = None) -> None:
+        """Asks for the plan of batch `step` now (with `cost_model`, else the planning model);
+        `plan_for(step)` collects it later."""
         if self.process is None:
             return
         if not self.process.alive:
             self._planner_failed(PlannerError("planner died"))
             if self.process is None:
                 return
+        model = cost_model or self.planning_model
+        fields = {"cost_model": model.to_document()} if model != self.cost_model else None
         try:
-            self.process.send(step, lengths)
-            self.pending.add(step)
+            self.process.send(step, lengths, fields)
+            self.pending[step] = model
         except PlannerError as error:
             self._planner_failed(error)
 
@@ -221,14 +233,14 @@ class PlanSource:
         except Exception as error:  # noqa: BLE001 - any other fault still ends in the fallback
             why = f"{type(error).__name__}: {error}"
         log.warning("%s; using the fallback plan", why)
-        return fallback_plan(lengths, self.cost_model), f"fallback: {why}"
+        return fallback_plan(lengths, self.planning_model), f"fallback: {why}"
 
     def _planner_plan(self, step: int, lengths: list[int]) -> Plan:
         if self.process is not None and step not in self.pending:
             self.request(step, lengths)
         if self.process is None or step not in self.pending:
             raise PlannerError("no planner")
-        self.pending.discard(step)
+        model = self.pending.pop(step)
         try:
             reply = self.process.receive(step, self.timeout_s)
         except PlannerError as error:
@@ -238,7 +250,7 @@ class PlanSource:
         reply = dict(reply)
         reply.pop("id", None)
         try:
-            return check_plan(reply, self.cost_model, lengths, self.degree_problem)
+            return check_plan(reply, model, lengths, self.degree_problem)
         except PlanError as error:
             raise PlanError(f"refusing the planner's plan for step {step}: {error}") from None
 

@@ -2,7 +2,8 @@
 
     python -m flexsp.plot out/demo/metrics.jsonl --out run.svg
 
-Three panels against the step: training and evaluation loss; tokens/s; the plan of every step
+Panels against the step: training and evaluation loss; tokens/s; the cost model's estimate of
+each step's forward+backward against the measured one (runs that recorded it); the plan of every step
 (one column per step, ranks up the side, a block per sequence-parallel group coloured by its
 degree, micro-batches side by side; a red tick under a step that ran the fallback plan).
 Plain SVG written by hand, so plotting needs nothing beyond the runtime's dependencies.
@@ -128,9 +129,16 @@ def render(train: list[dict], evals: list[dict], title: str, subtitle: str = "")
     loss = Panel(TOP + 36, steps, (low - pad, high + pad), "loss (train, eval)")
     speeds = [r["tokens_per_s"] for r in train]
     speed = Panel(loss.top + PANEL + GAP, steps, (0, max(speeds) * 1.1), "tokens/s")
+    timed = [r for r in train if r.get("measured_ms")]
+    below = speed
+    if timed:
+        top_ms = max(max(r["measured_ms"], r["est_step_ms"]) for r in timed)
+        times = Panel(speed.top + PANEL + GAP, steps, (0, top_ms * 1.1),
+                      "forward+backward per step, ms: estimated (cost model) vs measured")
+        below = times
     shapes = [re.findall(r"<([\d,]*)>", r.get("plan", "")) for r in train]
     world = max((sum(int(d) for d in s.split(",") if d) for mbs in shapes for s in mbs), default=1)
-    plans = Panel(speed.top + PANEL + GAP, steps, (0, world),
+    plans = Panel(below.top + PANEL + GAP, steps, (0, world),
                   f"plan per step: {world} ranks up, micro-batches side by side, groups by degree")
     height = plans.top + PANEL + 60
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
@@ -139,7 +147,9 @@ def render(train: list[dict], evals: list[dict], title: str, subtitle: str = "")
            ".frame{fill:none;stroke:#999}.grid{stroke:#eee}.axis{stroke:#999}"
            ".train{fill:none;stroke:#2171b5;stroke-width:1.5}.eval{fill:none;stroke:#d94801;"
            "stroke-width:2}.speed{fill:none;stroke:#238b45;stroke-width:1.2}"
-           ".fallback{stroke:#d62728;stroke-width:2}.legend{font-size:11px}</style>",
+           ".fallback{stroke:#d62728;stroke-width:2}.legend{font-size:11px}"
+           ".measured{fill:none;stroke:#2171b5;stroke-width:1.5}.estimated{fill:none;stroke:#d94801;"
+           "stroke-width:1.5;stroke-dasharray:4 3}</style>",
            f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
            f'<text x="{LEFT}" y="20" font-size="15">{escape(title)}</text>',
            f'<text x="{LEFT}" y="38" font-size="12" fill="#444">{escape(subtitle)}</text>']
@@ -155,6 +165,16 @@ def render(train: list[dict], evals: list[dict], title: str, subtitle: str = "")
                f'x2="{legend_x + 90}" y2="{loss.top + 14}" class="eval"/><text '
                f'x="{legend_x + 95}" y="{loss.top + 18}" class="legend">eval</text>')
     out += speed.axes() + [speed.line([(r["step"], r["tokens_per_s"]) for r in train], "speed")]
+    if timed:
+        out += times.axes() + [times.line([(r["step"], r["measured_ms"]) for r in timed], "measured"),
+                               times.line([(r["step"], r["est_step_ms"]) for r in timed], "estimated")]
+        legend_x = LEFT + times.width - 190
+        out.append(f'<line x1="{legend_x}" y1="{times.top + 14}" x2="{legend_x + 20}" '
+                   f'y2="{times.top + 14}" class="measured"/><text x="{legend_x + 25}" '
+                   f'y="{times.top + 18}" class="legend">measured</text><line x1="{legend_x + 90}" '
+                   f'y1="{times.top + 14}" x2="{legend_x + 110}" y2="{times.top + 14}" '
+                   f'class="estimated"/><text x="{legend_x + 115}" y="{times.top + 18}" '
+                   f'class="legend">estimated</text>')
     out += plans.axes(y_ticks=False) + plan_columns(plans, train, world)
     legend_y = plans.top + PANEL + 34
     out.append(f'<text x="{LEFT}" y="{legend_y + 9}" class="legend">degree:</text>')

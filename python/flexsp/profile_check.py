@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import statistics
 import sys
 import time
@@ -38,7 +39,32 @@ from flexsp.profile_document import ProfileOptions, describe, int_list, profile
 log = logging.getLogger("flexsp.profile_check")
 
 # The issue's shapes at world 4: degrees of the groups of every micro-batch.
-SHAPES = {"<1,1,1,1>": [1, 1, 1, 1], "<4>": [4], "<2,1,1>": [2, 1, 1], "<2,2>": [2, 2]}
+def shapes_for(world_size: int, max_degree: int) -> dict[str, list[int]]:
+    """The shapes checked at this world: every degree alone, filling the world (<1,1>, <2> at
+    world 2; <1,1,1,1>, <2,2>, <4> at 4), and from world 4 on one mixed shape (<2,1,1> at 4):
+    half the world in one group, the rest halved again and again."""
+    shapes = {}
+    degree = 1
+    while degree <= min(world_size, max_degree):
+        shapes["<" + ",".join([str(degree)] * (world_size // degree)) + ">"] = [degree] * (world_size // degree)
+        degree *= 2
+    if world_size >= 4 and world_size // 2 <= max_degree:
+        mixed, left = [], world_size
+        while left > 1:
+            left //= 2
+            mixed.append(left)
+        mixed.append(1)
+        shapes["<" + ",".join(map(str, mixed)) + ">"] = mixed
+    return shapes
+
+
+def parse_shapes(text: str) -> list[list[int]]:
+    """'<2,1,1> <4>' or '<2,1,1>,<4>' -> [[2, 1, 1], [4]]."""
+    found = re.findall(r"<([0-9]+(?:,[0-9]+)*)>", text)
+    if not found or re.sub(r"<[0-9,]*>|[\s,]", "", text):
+        raise SystemExit(f"flexsp.profile_check: --shapes {text!r}: give shapes as <2,1,1> <4> "
+                         "(degrees of one micro-batch's groups)")
+    return [[int(d) for d in shape.split(",")] for shape in found]
 
 
 def shaped_plan(lengths: list[int], degrees: list[int], cost_model: CostModel, world_size: int) -> Plan:
@@ -151,7 +177,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="passed to the profiler")
     parser.add_argument("--lengths", type=int_list, help="passed to the profiler")
     parser.add_argument("--counts", type=int_list, help="passed to the profiler")
-    parser.add_argument("--shapes", help="comma-separated subset of " + ", ".join(SHAPES))
+    parser.add_argument("--shapes", help="shapes to check, e.g. '<2,1,1> <4>' (default: every "
+                                         "degree alone, and a mixed shape from world 4 on)")
     parser.add_argument("--steps", type=int, default=3, help="timed batches per shape")
     parser.add_argument("--warmup", type=int, default=1, help="untimed batches per shape")
     parser.add_argument("--json", help="also write the rows here")
@@ -173,7 +200,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             Path(args.out).write_text(json.dumps(cost_model, indent=1) + "\n")
             print(describe(cost_model, report), flush=True)
         cost_model = CostModel.from_document(cost_model)
-    shapes = SHAPES if not args.shapes else {name: SHAPES[name] for name in args.shapes.split(",")}
+    shapes = (shapes_for(world_size, cost_model.max_degree) if not args.shapes else
+              {"<" + ",".join(map(str, d)) + ">": d for d in parse_shapes(args.shapes)})
     shapes = {name: degrees for name, degrees in shapes.items() if sum(degrees) <= world_size}
     rows = check_shapes(config, cost_model, shapes, args.steps, args.warmup, device)
     if rank == 0:

@@ -111,7 +111,9 @@ def main() -> None:
         time.sleep(args.delay)
         if args.garbage:
             out.write("this is not JSON\n")
-        for reply in reply_for(request, cost_model, args):
+        # As `serve`: a request may carry its own cost model (a calibrated one).
+        model = CostModel.from_document(request["cost_model"]) if "cost_model" in request else cost_model
+        for reply in reply_for(request, model, args):
             out.write(reply + "\n")
         out.flush()
         answered += 1

@@ -87,3 +87,19 @@ def test_ulysses_equals_reference(degree):
     # World 4: two groups of 2, or one group of 4; each checks every case.
     results = run_world(4, check_degree, degree)
     assert results == [2 * len(KV_HEADS)] * 4
+
+
+def test_cpu_attention_runs_on_pytorchs_flash_kernel(caplog):
+    # The per-sequence SDPA call gets 4-D views: on the CPU, 3-D ones send PyTorch to its math
+    # kernel, which materialises the n x n weights (the runtime ran at half transformers' speed).
+    import flexsp.attention as attention
+    from flexsp.attention import sdpa_backend, varlen_causal_attention
+    q = torch.randn(64, 4, 16)
+    assert sdpa_backend(q.transpose(0, 1)[None], q.transpose(0, 1)[None], q.transpose(0, 1)[None],
+                        None) == "FLASH_ATTENTION"
+    assert sdpa_backend(q.transpose(0, 1), q.transpose(0, 1), q.transpose(0, 1), None) == "MATH"
+    attention._logged_backends.clear()
+    with caplog.at_level("INFO", logger="flexsp.attention"):
+        for _ in range(2):
+            varlen_causal_attention(q, q, q, PackedContext(None, 1, [0, 40, 64]))
+    assert [r.getMessage() for r in caplog.records] == ["attention: SDPA backend FLASH_ATTENTION on cpu for float32"]

@@ -36,3 +36,20 @@ def test_plot_names_a_bad_line(tmp_path):
     metrics.write_text('{"kind": "train", "step": 1, "loss": 1.0}\n{oops\n')
     with pytest.raises(SystemExit, match=r"metrics\.jsonl:2: not a JSON line"):
         main([str(metrics), "--out", str(tmp_path / "run.svg")])
+
+
+def test_plot_draws_estimated_against_measured_steps(tmp_path):
+    records = [{"kind": "train", "step": s, "loss": 5.0, "tokens_per_s": 900.0, "plan": "<2>",
+                "source": "planner", "est_step_ms": 100.0 + s, "measured_ms": 200.0 - s}
+               for s in range(1, 6)]
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in records))
+    main([str(metrics), "--out", str(tmp_path / "run.svg")])
+    root = ET.parse(tmp_path / "run.svg").getroot()
+    lines = {line.get("class"): line for line in root.findall(f"{SVG}polyline")}
+    assert set(lines) == {"train", "speed", "measured", "estimated"}
+    # Each series has one point per step, and measured (above the estimate) is drawn higher.
+    measured = [tuple(map(float, p.split(","))) for p in lines["measured"].get("points").split()]
+    estimated = [tuple(map(float, p.split(","))) for p in lines["estimated"].get("points").split()]
+    assert len(measured) == len(estimated) == 5
+    assert all(m[1] < e[1] for m, e in zip(measured, estimated))  # SVG y grows downwards

@@ -174,3 +174,14 @@ def test_the_planner_accepts_the_profile(profiled, tmp_path):
     plan = json.loads(result.stdout)
     assert plan["world_size"] == 2
     assert plan["cost_model"]["name"] == document["name"]
+
+
+def test_profile_check_has_shapes_for_every_world():
+    from flexsp.profile_check import parse_shapes, shapes_for
+    assert list(shapes_for(2, 2)) == ["<1,1>", "<2>"]
+    assert list(shapes_for(4, 4)) == ["<1,1,1,1>", "<2,2>", "<4>", "<2,1,1>"]
+    assert list(shapes_for(4, 2)) == ["<1,1,1,1>", "<2,2>", "<2,1,1>"]
+    assert list(shapes_for(1, 1)) == ["<1>"]
+    assert parse_shapes("<2,1,1> <4>") == parse_shapes("<2,1,1>,<4>") == [[2, 1, 1], [4]]
+    with pytest.raises(SystemExit, match="give shapes as"):
+        parse_shapes("2,1,1")

@@ -113,3 +113,75 @@ def test_a_batch_no_plan_can_run_stops_every_rank_with_the_reason(tmp_path):
     messages = run_world(2, train_expecting_exit, ["--config", str(config)], init=False)
     assert messages == ["step 1: no plan can run this batch (error: fallback: a sequence of 7000 "
                         "tokens does not fit even a group of 2 ranks (6000 tokens))"] * 2
+
+
+def metrics_of(path: Path) -> list[dict]:
+    return [r for r in map(json.loads, path.read_text().splitlines()) if r["kind"] == "train"]
+
+
+def test_steps_record_measured_micro_batches_and_the_cost_model_learns(tmp_path):
+    from flexsp.calibrate import group_ms
+    from flexsp.cost_model import CostModel
+    config = write_config(tmp_path, 2)
+    profiled = CostModel.from_document(cost_model_for(2))
+    binary = fake_planner_binary(tmp_path)  # plans with the cost model each request carries
+    run_train(2, ["--config", str(config), "--steps", "7", "--metrics", str(tmp_path / "m.jsonl")],
+              binary)
+    records = metrics_of(tmp_path / "m.jsonl")
+    assert [r["source"] for r in records] == ["planner"] * 7  # calibrated plans pass the checks
+    for r in records:
+        groups = [g for mb in r["micro_batches"] for g in mb["groups"]]
+        assert sum(g["tokens"] for g in groups) == r["tokens"]
+        assert sum(g["sequences"] for g in groups) == r["sequences"]
+        assert all(g["measured_ms"] > 0 and g["sum_squares"] >= g["tokens"] for g in groups)
+        assert r["measured_ms"] == pytest.approx(sum(mb["measured_ms"] for mb in r["micro_batches"]))
+        assert r["refit_ms"] < 1000
+    # Steps 1 and 2 were planned before any refit: their estimates are the file's model's.
+    for r in records[:2]:
+        for mb in r["micro_batches"]:
+            for g in mb["groups"]:
+                assert g["est_ms"] == pytest.approx(group_ms(profiled, g["degree"], g["tokens"], g["sum_squares"]))
+    # The hand-written model is far from this machine: refits happen (from 4 micro-batches on),
+    # and plans asked for after one (two steps later) carry the refitted model's estimates.
+    assert any(r["calibration"] for r in records)
+    last = records[-1]["micro_batches"][0]["groups"][0]
+    assert last["est_ms"] != pytest.approx(group_ms(profiled, last["degree"], last["tokens"], last["sum_squares"]))
+
+
+def test_calibrate_false_plans_from_the_files_model_only(tmp_path):
+    from flexsp.calibrate import group_ms
+    from flexsp.cost_model import CostModel
+    config = write_config(tmp_path, 2)
+    config.write_text(config.read_text().replace("max_restarts: 0}", "max_restarts: 0, calibrate: false}"))
+    profiled = CostModel.from_document(cost_model_for(2))
+    run_train(2, ["--config", str(config), "--steps", "4", "--metrics", str(tmp_path / "m.jsonl")],
+              fake_planner_binary(tmp_path))
+    records = metrics_of(tmp_path / "m.jsonl")
+    assert all("calibration" not in r for r in records)
+    for r in records:
+        for mb in r["micro_batches"]:
+            for g in mb["groups"]:
+                assert g["est_ms"] == pytest.approx(group_ms(profiled, g["degree"], g["tokens"], g["sum_squares"]))
+
+
+def test_a_resumed_run_plans_with_the_calibrated_model_of_its_checkpoint(tmp_path):
+    from flexsp.calibrate import group_ms
+    from flexsp.cost_model import CostModel
+    config = write_config(tmp_path, 2)
+    binary = fake_planner_binary(tmp_path)
+    checkpoints = tmp_path / "checkpoints"
+    run_train(2, ["--config", str(config), "--steps", "7", "--stop-after", "5", "--checkpoint-dir",
+                  str(checkpoints)], binary)
+    saved = json.loads((checkpoints / "step-000005" / "calibration.json").read_text())
+    assert saved["refits"] >= 1 and saved["samples"]
+    asked = CostModel.from_document(saved["next_request_cost_model"])
+    current = CostModel.from_document(saved["cost_model"])
+    run_train(2, ["--config", str(config), "--steps", "7", "--checkpoint-dir", str(checkpoints),
+                  "--resume", "--metrics", str(tmp_path / "m.jsonl")], binary)
+    first = metrics_of(tmp_path / "m.jsonl")[0]
+    assert first["step"] == 6
+    # Step 6's plan was asked with the model the interrupted run had asked it with.
+    for mb in first["micro_batches"]:
+        for g in mb["groups"]:
+            assert g["est_ms"] == pytest.approx(group_ms(asked, g["degree"], g["tokens"], g["sum_squares"]))
+    assert asked != CostModel.from_document(cost_model_for(2)) and current.alpha1_ms > 0

@@ -77,8 +77,8 @@ model: {{hf_config: {json.dumps({**TINY_LLAMA, "vocab_size": 4096})}}}
 data: {{source: tokens, path: {corpus}, batch_sequences: 16, max_seq_len: 512}}
 train: {{steps: 6, seed: 0, lr: 3.0e-3, lr_schedule: cosine, lr_min: 3.0e-4, warmup_steps: 2,
         weight_decay: 0.1, eval_every: 3, eval_sequences: 16, collective_timeout_s: 60}}
-planner: {{cost_model: {cost_model}, timeout_s: 20, max_restarts: 0}}
-""")
+planner: {{cost_model: {cost_model}, timeout_s: 20, max_restarts: 0, calibrate: false}}
+""")  # calibrate: false, so that plans are a pure function of the batch (bit-for-bit resume)
     return config
 
 
