@@ -8,7 +8,7 @@ DATA := data/lengths
 # not committed; about a second).
 DEMO_DATA := out/data/python-docstrings
 
-.PHONY: demo test system-deps build build-debug venv test-swift test-python wheel bench clean
+.PHONY: bench-real demo test system-deps build build-debug venv test-swift test-python wheel bench clean
 
 system-deps:
 	@scripts/ensure-system-deps.sh
@@ -54,3 +54,9 @@ bench: system-deps
 
 clean:
 	rm -rf .build $(VENV) dist
+
+# Real execution (measured steps, not the simulator): strategies interleaved batch by batch on a
+# long-tailed corpus, world 2 on CPU; REAL_FLAGS=--world 4 (oversubscribed here) or
+# "--world 1 --versus-transformers". Figures in benchmarks/runtime/REAL_EXECUTION.md.
+bench-real: build venv
+	FLEXSP_BIN=$(abspath $(FLEXSP)) $(PY) benchmarks/runtime/real_execution.py --world 2 $(REAL_FLAGS)
