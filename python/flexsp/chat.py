@@ -25,6 +25,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
+from flexsp.documents import DocumentError, parquet_records
 from flexsp.shards import ShardWriter, held_out_split
 from flexsp.streaming import split_document
 
@@ -111,19 +112,11 @@ def _jsonl_records(path: Path) -> Iterator[tuple[str, dict]]:
 
 
 def _parquet_records(path: Path, field: str) -> Iterator[tuple[str, dict]]:
-    import datasets  # heavy; only Parquet needs it
-    datasets.disable_progress_bars()
     try:
-        table = datasets.load_dataset("parquet", data_files=str(path), split="train",
-                                      streaming=True)
-        columns = list(table.features or {})
-    except Exception as error:  # pyarrow's errors vary by version; the file is the problem
-        raise ChatError(f"{path}: not a readable Parquet file ({error})") from None
-    if columns and field not in columns:
-        raise ChatError(f"{path}: no column {field!r} (columns: {', '.join(columns)}); pass "
-                        "--messages-field NAME")
-    for number, record in enumerate(table, start=1):
-        yield f"{path}: record {number}", record
+        for number, record in parquet_records(path, field, "--messages-field"):
+            yield f"{path}: record {number}", record
+    except DocumentError as error:
+        raise ChatError(str(error)) from None
 
 
 def set_chat_template(tokenizer, template_file: str | Path | None, tokenizer_dir: str | Path

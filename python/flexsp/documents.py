@@ -100,7 +100,9 @@ def _read_jsonl(path: Path, text_field: str) -> Iterator[Document]:
             yield Document(text, f"{path}:{number}")
 
 
-def _read_parquet(path: Path, text_field: str) -> Iterator[Document]:
+def parquet_records(path: Path, field: str, flag: str) -> Iterator[tuple[int, dict]]:
+    """The numbered records of a Parquet file that has a column `field` (`flag` is the option that
+    names another); DocumentError naming the file otherwise. Shared by text and chat preparation."""
     import datasets  # heavy; only Parquet needs it
     datasets.disable_progress_bars()
     try:
@@ -109,10 +111,14 @@ def _read_parquet(path: Path, text_field: str) -> Iterator[Document]:
         columns = list(table.features or {})
     except Exception as error:  # pyarrow's errors vary by version; the file is the problem
         raise DocumentError(f"{path}: not a readable Parquet file ({error})") from None
-    if columns and text_field not in columns:
-        raise DocumentError(f"{path}: no column {text_field!r} (columns: {', '.join(columns)}); "
-                           "pass --text-field NAME")
-    for number, record in enumerate(table, start=1):
+    if columns and field not in columns:
+        raise DocumentError(f"{path}: no column {field!r} (columns: {', '.join(columns)}); "
+                            f"pass {flag} NAME")
+    yield from enumerate(table, start=1)
+
+
+def _read_parquet(path: Path, text_field: str) -> Iterator[Document]:
+    for number, record in parquet_records(path, text_field, "--text-field"):
         text = record.get(text_field)
         if not isinstance(text, str):
             what = "missing" if text is None else type(text).__name__
