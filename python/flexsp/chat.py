@@ -18,14 +18,13 @@ Which characters an assistant turn contributed is found in one of two ways:
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
-from flexsp.documents import DocumentError, parquet_records
+from flexsp.documents import DocumentError, jsonl_records, parquet_records
 from flexsp.shards import ShardWriter, held_out_split
 from flexsp.streaming import split_document
 
@@ -91,24 +90,11 @@ def read_conversations(path: Path, field: str) -> Iterator[Conversation]:
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[str, dict]]:
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError as error:
-                raise ChatError(f"{path}:{number}: not UTF-8 (byte 0x{raw[error.start]:02x}); "
-                                "convert the file to UTF-8 first") from None
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ChatError(f"{path}:{number}: not valid JSON ({error.msg}); each line must "
-                                "hold one JSON object") from None
-            if not isinstance(record, dict):
-                raise ChatError(f"{path}:{number}: a JSON {type(record).__name__}, expected an "
-                                "object with a list of messages")
+    try:
+        for number, record in jsonl_records(path, "a list of messages"):
             yield f"{path}:{number}", record
+    except DocumentError as error:
+        raise ChatError(str(error)) from None
 
 
 def _parquet_records(path: Path, field: str) -> Iterator[tuple[str, dict]]:

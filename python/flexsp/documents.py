@@ -62,7 +62,10 @@ def _not_utf8(path: Path, line: int, byte: int) -> DocumentError:
                         "UTF-8 first, e.g. `iconv -f latin1 -t utf-8`")
 
 
-def _read_jsonl(path: Path, text_field: str) -> Iterator[Document]:
+def jsonl_records(path: Path, expected: str) -> Iterator[tuple[int, dict]]:
+    """The numbered JSON objects of a JSON-lines file (blank lines skipped); DocumentError naming
+    file:line for bytes that are not UTF-8, JSON that cannot be read, or a line that is not an
+    object (`expected` says what the object should hold). Shared by text and chat preparation."""
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             line = _decode(raw, path, number).strip()
@@ -72,32 +75,37 @@ def _read_jsonl(path: Path, text_field: str) -> Iterator[Document]:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise DocumentError(f"{path}:{number}: not valid JSON ({error.msg}); each line "
-                                   "must hold one JSON object") from None
+                                    "must hold one JSON object") from None
             except RecursionError:
                 raise DocumentError(f"{path}:{number}: JSON nested too deeply to read (more levels "
-                                   "than Python's recursion limit)") from None
+                                    "than Python's recursion limit)") from None
             except ValueError as error:  # an integer over Python's limit of digits
                 raise DocumentError(f"{path}:{number}: JSON that cannot be read "
-                                   f"({str(error).split(';')[0]})") from None
+                                    f"({str(error).split(';')[0]})") from None
             if not isinstance(record, dict):
                 raise DocumentError(f"{path}:{number}: a JSON {type(record).__name__}, expected an "
-                                   "object with a text field")
-            if text_field not in record:
-                raise DocumentError(f"{path}:{number}: record has no {text_field!r} field (its "
-                                   f"fields: {', '.join(sorted(record)) or 'none'}); pass "
-                                   "--text-field NAME")
-            text = record[text_field]
-            if not isinstance(text, str):
-                raise DocumentError(f"{path}:{number}: field {text_field!r} is a "
-                                   f"{type(text).__name__}, not a string")
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError as error:  # JSON's \ud800 escapes can make one
-                raise DocumentError(
-                    f"{path}:{number}: field {text_field!r} holds a lone surrogate "
-                    f"(\\u{ord(text[error.start]):04x} at character {error.start}), which is "
-                    "not Unicode text; fix what wrote the file") from None
-            yield Document(text, f"{path}:{number}")
+                                    f"object with {expected}")
+            yield number, record
+
+
+def _read_jsonl(path: Path, text_field: str) -> Iterator[Document]:
+    for number, record in jsonl_records(path, "a text field"):
+        if text_field not in record:
+            raise DocumentError(f"{path}:{number}: record has no {text_field!r} field (its "
+                               f"fields: {', '.join(sorted(record)) or 'none'}); pass "
+                               "--text-field NAME")
+        text = record[text_field]
+        if not isinstance(text, str):
+            raise DocumentError(f"{path}:{number}: field {text_field!r} is a "
+                               f"{type(text).__name__}, not a string")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:  # JSON's \ud800 escapes can make one
+            raise DocumentError(
+                f"{path}:{number}: field {text_field!r} holds a lone surrogate "
+                f"(\\u{ord(text[error.start]):04x} at character {error.start}), which is "
+                "not Unicode text; fix what wrote the file") from None
+        yield Document(text, f"{path}:{number}")
 
 
 def parquet_records(path: Path, field: str, flag: str) -> Iterator[tuple[int, dict]]:
