@@ -21,11 +21,10 @@ weighted (a sample far off pulls with a bounded force); a prior keeps each coeff
 current value where the window says little (a degree no recent plan used keeps its figure); and
 each refit moves a coefficient by at most `max_change` of its scale. Every refit is logged.
 
-The scale of c_d is at least alpha2's, and its prior weighs `comm_prior` of the others: c_d is
-where everything degree d adds per token goes (measured at world 2: 3-7 times the all-to-all the
-profiler times alone), and the planner's own plans use degree 2 rarely, so held by its own small
-figure and a full prior it stayed put and left degree 2 underestimated by 7% while degree 1 was
-right (benchmarks/runtime/REAL_EXECUTION.md).
+The scale of c_d is at least alpha2's: c_d is where everything degree d adds per token goes
+(at world 2, fitted on all strategies' steps: 1.5-7 times the all-to-all the profiler times
+alone), and held to its own small figure it could not move (benchmarks/runtime/
+REAL_EXECUTION.md, "Degree bias").
 """
 
 from __future__ import annotations
@@ -175,10 +174,9 @@ class Calibrator:
 
     def __init__(self, model: CostModel, window: int = 48, max_change: float = 0.25,
                  prior: float = 1.0, huber: float = 0.05, min_samples: int = 4,
-                 half_life: float = 6.0, comm_prior: float = 0.1) -> None:
+                 half_life: float = 6.0) -> None:
         self.model = model
         self.window, self.max_change, self.prior = window, max_change, prior
-        self.comm_prior = comm_prior
         self.half_life = half_life
         self.huber, self.min_samples = huber, min_samples
         self.samples: list[Sample] = []
@@ -213,8 +211,8 @@ class Calibrator:
         scale = np.where(theta0 > 0, theta0, 0.05 * measured.mean() / usage)
         # c_d multiplies the same tokens/d as alpha2 and has to absorb every cost degree d adds
         # per token (the all-to-all, the head scatter copies and KV replication around it,
-        # contention), not only the all-to-all the profiler timed alone (a third to a seventh
-        # of it at world 2): measured against its own figure, the bound held c_d in place.
+        # contention), not only the all-to-all the profiler timed alone: measured against
+        # that figure, the prior and the bound held c_d in place.
         scale[3:] = np.maximum(scale[3:], theta0[1])
         # Relative residuals, and recent samples count more (half the weight every `half_life`
         # micro-batches back), so the model follows a machine whose load drifts.
@@ -227,9 +225,6 @@ class Calibrator:
             # shift (every sample off alike) moves the model and a lone wild sample does not.
             w = np.sqrt(huber) * weights
             prior = math.sqrt(self.prior) / scale
-            # The planner's own plans may use a degree in one micro-batch of six, and recency
-            # weights leave one or two of those in the window: a full prior would outweigh them.
-            prior[3:] *= math.sqrt(self.comm_prior)
             theta = nonnegative_lstsq(np.vstack([rows * w[:, None], np.diag(prior)]),
                                       np.concatenate([measured * w, theta0 * prior]))
             relative = np.abs(rows @ theta - measured) / measured

@@ -172,19 +172,21 @@ def signed_error(model: CostModel, timings: list[MicroBatchTiming]) -> float:
 def test_a_degree_slowdown_seen_on_few_samples_is_learned():
     # The benchmark's mix: the calibrator sees its own plans, one micro-batch in six at degree 2,
     # and must then estimate every strategy's plans (static:2 is all degree 2) without a bias.
+    # With c_2 held to the scale of its profiled figure it stayed 8-10% low after 30 steps.
     rng = random.Random(5)
     calibrator = Calibrator(WORLD2)
     by_degree = {d: [world2_micro_batch(rng, i, d == 2) for i in range(40)] for d in (1, 2)}
     assert signed_error(WORLD2, by_degree[2]) < -0.08
-    for step in range(10):
+    for step in range(20):
         calibrator.observe([world2_micro_batch(rng, i, (3 * step + i) % 6 == 0) for i in range(3)])
         calibrator.refit()
     for degree, timings in by_degree.items():
         assert abs(signed_error(calibrator.model, timings)) < 0.03, (degree, signed_error(calibrator.model, timings))
-    # The weaker prior on c_2 does not let one wild degree-2 sample swing degree 2's estimates.
+    # The wider scale of c_2 does not let one wild degree-2 sample swing the estimates (without
+    # the Huber weights it moves them 1.5%).
     settled = calibrator.model
     wild = world2_micro_batch(rng, 0, True)
     calibrator.observe([replace(wild, measured_ms=10 * wild.measured_ms)])
     calibrator.refit()
     for timings in by_degree.values():
-        assert abs(signed_error(calibrator.model, timings) - signed_error(settled, timings)) < 0.03
+        assert abs(signed_error(calibrator.model, timings) - signed_error(settled, timings)) < 0.01
