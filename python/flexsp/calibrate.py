@@ -22,7 +22,7 @@ current value where the window says little (a degree no recent plan used keeps i
 each refit moves a coefficient by at most `max_change` of its scale. Every refit is logged.
 
 The scale of c_d is at least alpha2's: c_d is where everything degree d adds per token goes
-(at world 2, fitted on all strategies' steps: 1.5-7 times the all-to-all the profiler times
+(at world 2, fitted on all strategies' steps: 2-8 times the all-to-all the profiler times
 alone), and held to its own small figure it could not move (benchmarks/runtime/
 REAL_EXECUTION.md, "Degree bias").
 """
