@@ -252,9 +252,10 @@ def worker(args: argparse.Namespace) -> None:
         record = run(strategy, warm, flexsp_plan, learn=False)
         flexsp_plan = record["plan"] if strategy == "flexsp" else flexsp_plan
     # Calibration phase: flexsp+cal alone, as a run's first steps.
-    trajectory = []
+    trajectory, calibration = [], []
     for step in range(args.calibration_steps):
         record = run("flexsp+cal", args.batches + step)
+        calibration.append(record)
         mbs = record["micro_batches"]
         trajectory.append(statistics.mean(abs(m["est_calibrated_ms"] / m["measured_ms"] - 1) for m in mbs))
         if rank == 0:
@@ -280,10 +281,13 @@ def worker(args: argparse.Namespace) -> None:
     if planner is not None:
         planner.close()
     if rank == 0:
-        saved = [{**r, "plan": plan_shape(r["plan"]), "est_step_ms": r["plan"].est_step_ms}
-                 for r in records]
+        def saved(items: list[dict]) -> list[dict]:
+            return [{**r, "plan": plan_shape(r["plan"]), "est_step_ms": r["plan"].est_step_ms}
+                    for r in items]
+        # The calibration phase's steps too, so that a calibrator can be replayed offline.
         Path(args.out, f"results-w{world_size}.json").write_text(json.dumps(
-            {"strategies": strategies, "records": saved, "trajectory": trajectory,
+            {"strategies": strategies, "records": saved(records), "calibration": saved(calibration),
+             "trajectory": trajectory,
              "batch": args.batch, "cost_model": calibrator.model.to_document()}, indent=1) + "\n")
         print_report(Path(args.out), world_size)
     dist.destroy_process_group()
@@ -441,7 +445,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="print the tables of an earlier run's results file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # Absolute, as the workers read them from a config file in another folder.
+    args.out = str(Path(args.out).resolve())
+    args.cost_model = args.cost_model and str(Path(args.cost_model).resolve())
+    return args
 
 
 if __name__ == "__main__":

@@ -20,6 +20,11 @@ plans: residuals are relative (short micro-batches count as much as long ones) a
 weighted (a sample far off pulls with a bounded force); a prior keeps each coefficient near its
 current value where the window says little (a degree no recent plan used keeps its figure); and
 each refit moves a coefficient by at most `max_change` of its scale. Every refit is logged.
+
+The scale of c_d is at least alpha2's: c_d is where everything degree d adds per token goes
+(at world 2, fitted on all strategies' steps: 2-8 times the all-to-all the profiler times
+alone), and held to its own small figure it could not move (benchmarks/runtime/
+REAL_EXECUTION.md, "Degree bias").
 """
 
 from __future__ import annotations
@@ -204,6 +209,11 @@ class Calibrator:
         usage = np.array([rows[used[:, j], j].mean() if used[:, j].any() else 1.0
                           for j in range(rows.shape[1])])
         scale = np.where(theta0 > 0, theta0, 0.05 * measured.mean() / usage)
+        # c_d multiplies the same tokens/d as alpha2 and has to absorb every cost degree d adds
+        # per token (the all-to-all, the head scatter copies and KV replication around it,
+        # contention), not only the all-to-all the profiler timed alone: measured against
+        # that figure, the prior and the bound held c_d in place.
+        scale[3:] = np.maximum(scale[3:], theta0[1])
         # Relative residuals, and recent samples count more (half the weight every `half_life`
         # micro-batches back), so the model follows a machine whose load drifts.
         age = np.arange(len(measured))[::-1]

@@ -82,8 +82,10 @@ def test_each_refit_is_bounded():
     calibrator.observe([replace(t, measured_ms=3 * t.measured_ms) for t in timings])
     refit = calibrator.refit()
     before, after = coefficients(PROFILED), coefficients(calibrator.model)
-    assert np.all(np.abs(after - before) <= 0.1 * before * (1 + 1e-9))
-    assert refit.bounded
+    # The scale of a compute coefficient is its value; that of c_d at least alpha2's.
+    scale = np.concatenate([before[:3], np.maximum(before[3:], before[1])])
+    assert np.all(np.abs(after - before) <= 0.1 * scale * (1 + 1e-9))
+    assert np.any(np.isclose(np.abs(after - before), 0.1 * scale)) and refit.bounded
 
 
 def test_state_round_trip_and_mismatch():
@@ -135,3 +137,56 @@ def test_the_model_follows_a_machine_that_drifts():
         calibrator.observe(slower[3 * step:3 * step + 3])
         calibrator.refit()
     assert window_error(calibrator.model, slower[24:]) < 0.08
+
+
+# World 2 as the real-execution benchmark profiles it, and the machine as it ran: degree 2 costs
+# 0.025 ms more per token of S/2 than the profiled all-to-all (the head scatter copies and KV
+# replication around it, contention), degree 1 as profiled.
+WORLD2 = CostModel(name="profiled", world_size=2, gpus_per_node=2, memory_budget_mb=78.0,
+                   model_states_mb=4.7, activation_mb_per_token=0.024, alpha1_ms=1.4e-4,
+                   alpha2_ms=0.083, beta1_ms=37.0, a2a_mb_per_token=0.00586,
+                   a2a_bandwidth_gbps=((2, 0.95),), max_degree=2)
+WORLD2_TRUTH = replace(WORLD2, a2a_bandwidth_gbps=((2, 0.00586 / (0.00586 / 0.95 + 0.025)),))
+
+
+def world2_micro_batch(rng: random.Random, index: int, degree2: bool) -> MicroBatchTiming:
+    shape = [2] if degree2 else [1, 1]
+    groups, first = [], 0
+    for degree in shape:
+        lengths = [min(2048, int(rng.paretovariate(1.2) * 150)) for _ in range(rng.randint(4, 12))]
+        tokens, squares = sum(lengths), sum(n * n for n in lengths)
+        groups.append(GroupTiming(index, degree, first, len(lengths), tokens, squares,
+                                  group_ms(WORLD2, degree, tokens, squares), 0.0))
+        first += degree
+    # And noise, step to step (a few per cent: the bias, not the noise, is under test).
+    measured = max(group_ms(WORLD2_TRUTH, g.degree, g.tokens, g.sum_squares) for g in groups)
+    measured *= rng.uniform(0.97, 1.03)
+    return MicroBatchTiming(index, max(g.est_ms for g in groups), measured, tuple(groups))
+
+
+def signed_error(model: CostModel, timings: list[MicroBatchTiming]) -> float:
+    return float(np.mean([max(group_ms(model, g.degree, g.tokens, g.sum_squares) for g in mb.groups)
+                          / mb.measured_ms - 1 for mb in timings]))
+
+
+def test_a_degree_slowdown_seen_on_few_samples_is_learned():
+    # The benchmark's mix: the calibrator sees its own plans, one micro-batch in six at degree 2,
+    # and must then estimate every strategy's plans (static:2 is all degree 2) without a bias.
+    # With c_2 held to the scale of its profiled figure it stayed 8-10% low after 30 steps.
+    rng = random.Random(5)
+    calibrator = Calibrator(WORLD2)
+    by_degree = {d: [world2_micro_batch(rng, i, d == 2) for i in range(40)] for d in (1, 2)}
+    assert signed_error(WORLD2, by_degree[2]) < -0.08
+    for step in range(20):
+        calibrator.observe([world2_micro_batch(rng, i, (3 * step + i) % 6 == 0) for i in range(3)])
+        calibrator.refit()
+    for degree, timings in by_degree.items():
+        assert abs(signed_error(calibrator.model, timings)) < 0.03, (degree, signed_error(calibrator.model, timings))
+    # The wider scale of c_2 does not let one wild degree-2 sample swing the estimates (without
+    # the Huber weights it moves them 1.5%).
+    settled = calibrator.model
+    wild = world2_micro_batch(rng, 0, True)
+    calibrator.observe([replace(wild, measured_ms=10 * wild.measured_ms)])
+    calibrator.refit()
+    for timings in by_degree.values():
+        assert abs(signed_error(calibrator.model, timings) - signed_error(settled, timings)) < 0.01
