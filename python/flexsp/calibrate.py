@@ -29,15 +29,21 @@ REAL_EXECUTION.md, "Degree bias").
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import time
 from dataclasses import dataclass, replace
-from typing import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from flexsp.cost_model import CostModel
 from flexsp.plan import Plan
+
+if TYPE_CHECKING:
+    from flexsp.planner_client import PlanSource
 
 log = logging.getLogger("flexsp.calibrate")
 
@@ -289,3 +295,50 @@ def nonnegative_lstsq(features: np.ndarray, target: np.ndarray) -> np.ndarray:
             passive &= x > 1e-15
             x[~passive] = 0.0
     return x
+
+
+# The training loop's side of calibration: refit between steps, keep it in checkpoints.
+
+def calibrate_step(calibrator: Calibrator, plan_source: PlanSource, plan: Plan,
+                   per_rank_ms: list[list[float]]) -> dict:
+    """Rank 0, between steps: refit the cost model from this step's micro-batches and plan with
+    it from the next request on (batch t+2: t+1's plan was asked for while t trained)."""
+    t0 = time.perf_counter()
+    calibrator.observe(micro_batch_timings(plan, per_rank_ms))
+    try:
+        refit = calibrator.refit()
+    except ValueError as error:  # a refit that breaks the contract (numpy's LinAlgError too)
+        log.warning("calibration: refit skipped, the model stays as it was: %s", error)
+        refit = None
+    if refit is not None:
+        plan_source.set_cost_model(calibrator.model)
+    return {"refit_ms": (time.perf_counter() - t0) * 1e3,
+            "calibration": refit.describe() if refit is not None else None}
+
+
+def calibration_documents(calibrator: Calibrator | None, plan_source: PlanSource | None,
+                          steps_done: int) -> dict[str, dict] | None:
+    """What a checkpoint keeps of the calibration: the window and current model, and the model
+    the next batch's plan was asked with, so a resumed run plans as the interrupted one would."""
+    if calibrator is None:
+        return None
+    asked = plan_source.pending.get(steps_done, plan_source.planning_model)
+    return {"calibration": {**calibrator.state(), "next_request_cost_model": asked.to_document()}}
+
+
+def restore_calibration(checkpoint: Path, calibrator: Calibrator, plan_source: PlanSource,
+                        steps_done: int, next_lengths: list[int] | None) -> None:
+    path = Path(checkpoint) / "calibration.json"
+    if not path.is_file():
+        log.warning("%s is missing: calibration starts again from %s", path, calibrator.model.name)
+        return
+    try:
+        state = json.loads(path.read_text())
+        calibrator.load_state(state)
+        asked = CostModel.from_document(state["next_request_cost_model"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise SystemExit(f"flexsp.train: --resume: {path}: {error}") from None
+    plan_source.set_cost_model(calibrator.model)
+    if next_lengths is not None:  # the next batch's plan, asked as the interrupted run asked it
+        plan_source.request(steps_done, next_lengths, asked)
+    log.info("calibration restored from %s (%d refits)", path, calibrator.refits)

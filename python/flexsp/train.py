@@ -9,7 +9,6 @@ lines, TensorBoard) -> every N steps an evaluation and a checkpoint. NCCL on GPU
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -24,7 +23,8 @@ import torch
 import torch.distributed as dist
 
 from flexsp.attention import check_degree, kernel_for
-from flexsp.calibrate import Calibrator, micro_batch_timings
+from flexsp.calibrate import (Calibrator, calibrate_step, calibration_documents,
+                              restore_calibration)
 from flexsp.checkpoint import (CheckpointError, check_data_state, choose_checkpoint,
                                load_checkpoint, save_checkpoint)
 from flexsp.config import Config, load_config
@@ -37,13 +37,13 @@ from flexsp.evaluate import evaluate, plan_eval_batches
 from flexsp.export import export_hf
 from flexsp.groups import GroupPool
 from flexsp.metrics import StepMeter, linear_weights, peak_tflops
-from flexsp.metrics_log import MetricsLog
+from flexsp.metrics_log import MetricsLog, measured_record, step_record, summarize
 from flexsp.model import (ModelError, ModelShape, check_max_degree, check_routable, load_hf_config,
                           saved_dtype)
 from flexsp.optim import lr_at, set_lr
 from flexsp.outputs import appendable_file, writable_directory
 from flexsp.parallelize import build_sharded_model, compute_dtype, mixed_precision_policy
-from flexsp.plan import Plan, PlanError, plan_shape
+from flexsp.plan import Plan, PlanError
 from flexsp.planner_client import PlanSource, broadcast_plan
 from flexsp.shards import CHAT_TEMPLATE
 
@@ -336,109 +336,6 @@ def resume(path: Path, damaged: list[str], model: torch.nn.Module,
     log.info("resumed from %s (%d steps done)", path, steps_done)
     return steps_done
 
-
-def measured_record(plan: Plan, per_rank_ms: list[list[float]]) -> dict:
-    """The plan's micro-batches and groups with their estimated and measured forward+backward
-    (a group's measured time: its slowest rank's; FSDP runs over all ranks, so the groups of a
-    micro-batch finish together and each measures about the micro-batch's time)."""
-    timings = micro_batch_timings(plan, per_rank_ms)
-    measured = sum(mb.measured_ms for mb in timings)
-    return {"measured_ms": measured, "estimate_error": plan.est_step_ms / measured - 1 if measured else None,
-            "micro_batches": [{"est_ms": mb.est_ms, "measured_ms": mb.measured_ms,
-                               "groups": [{k: v for k, v in vars(g).items() if k != "micro_batch"}
-                                          for g in mb.groups]} for mb in timings]}
-
-
-def calibrate_step(calibrator: Calibrator, plan_source: PlanSource, plan: Plan,
-                   per_rank_ms: list[list[float]]) -> dict:
-    """Rank 0, between steps: refit the cost model from this step's micro-batches and plan with
-    it from the next request on (batch t+2: t+1's plan was asked for while t trained)."""
-    t0 = time.perf_counter()
-    calibrator.observe(micro_batch_timings(plan, per_rank_ms))
-    try:
-        refit = calibrator.refit()
-    except ValueError as error:  # a refit that breaks the contract (numpy's LinAlgError too)
-        log.warning("calibration: refit skipped, the model stays as it was: %s", error)
-        refit = None
-    if refit is not None:
-        plan_source.set_cost_model(calibrator.model)
-    return {"refit_ms": (time.perf_counter() - t0) * 1e3,
-            "calibration": refit.describe() if refit is not None else None}
-
-
-def calibration_documents(calibrator: Calibrator | None, plan_source: PlanSource | None,
-                          steps_done: int) -> dict[str, dict] | None:
-    """What a checkpoint keeps of the calibration: the window and current model, and the model
-    the next batch's plan was asked with, so a resumed run plans as the interrupted one would."""
-    if calibrator is None:
-        return None
-    asked = plan_source.pending.get(steps_done, plan_source.planning_model)
-    return {"calibration": {**calibrator.state(), "next_request_cost_model": asked.to_document()}}
-
-
-def restore_calibration(checkpoint: Path, calibrator: Calibrator, plan_source: PlanSource,
-                        steps_done: int, next_lengths: list[int] | None) -> None:
-    path = Path(checkpoint) / "calibration.json"
-    if not path.is_file():
-        log.warning("%s is missing: calibration starts again from %s", path, calibrator.model.name)
-        return
-    try:
-        state = json.loads(path.read_text())
-        calibrator.load_state(state)
-        asked = CostModel.from_document(state["next_request_cost_model"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise SystemExit(f"flexsp.train: --resume: {path}: {error}") from None
-    plan_source.set_cost_model(calibrator.model)
-    if next_lengths is not None:  # the next batch's plan, asked as the interrupted run asked it
-        plan_source.request(steps_done, next_lengths, asked)
-    log.info("calibration restored from %s (%d refits)", path, calibrator.refits)
-
-
-def step_record(step: int, loss: float, lr: float, lengths: list[int], plan: Plan, source: str,
-                step_ms: float, plan_wait_ms: float, dispatch_ms: float) -> dict:
-    """What one step did and where its time went. Outside compute = waiting for the plan
-    (planner, broadcast, validation) + dispatch (packing, slicing, group lookup)."""
-    tokens = sum(lengths)
-    return {
-        "step": step + 1, "loss": loss, "lr": lr, "sequences": len(lengths), "tokens": tokens,
-        "plan": plan_shape(plan), "source": source, "est_step_ms": plan.est_step_ms,
-        "step_ms": step_ms, "plan_wait_ms": plan_wait_ms, "dispatch_ms": dispatch_ms,
-        "outside_compute": (plan_wait_ms + dispatch_ms) / step_ms,
-    }
-
-
-def summarize(records: list[dict]) -> None:
-    """One closing line: loss from the first to the last steps, throughput, time outside compute."""
-    losses = [r["loss"] for r in records if not r.get("skipped")]
-    skipped = len(records) - len(losses)
-    k = min(3, len(losses))
-    first = sum(losses[:k]) / k if k else float("nan")
-    last = sum(losses[-k:]) / k if k else float("nan")
-    # Leave out the first step from the timing figures: it pays for warm-up.
-    timed = records[1:] or records
-    total_ms = sum(r["step_ms"] for r in timed)
-    tokens = sum(r["tokens"] for r in timed)
-    plan_ms = sum(r["plan_wait_ms"] for r in timed)
-    dispatch_ms = sum(r["dispatch_ms"] for r in timed)
-    fallbacks = sum(r["source"] != "planner" for r in records)
-    print(f"done: {len(records)} steps | loss {first:.4f} -> {last:.4f} (mean of first/last {k})"
-          f" | {tokens / (total_ms / 1e3):.0f} tok/s | outside compute "
-          f"{100 * (plan_ms + dispatch_ms) / total_ms:.1f}% of step time (plan wait "
-          f"{100 * plan_ms / total_ms:.1f}%, dispatch {100 * dispatch_ms / total_ms:.1f}%)"
-          f" | plans: {len(records) - fallbacks} from the planner, {fallbacks} fallback"
-          + (f" | skipped {skipped} steps with a non-finite loss" if skipped else "")
-          + f" | {estimate_error(timed)}", flush=True)
-
-
-def estimate_error(records: list[dict]) -> str:
-    """The cost model's error on the measured micro-batches: mean absolute, over the run and
-    over its last half (where calibration, if on, has had the first half to learn)."""
-    def mean_error(part: list[dict]) -> float:
-        errors = [abs(mb["est_ms"] / mb["measured_ms"] - 1) for r in part for mb in r["micro_batches"]
-                  if mb["measured_ms"] > 0]
-        return 100 * sum(errors) / max(1, len(errors))
-    return (f"estimate error {mean_error(records):.1f}% per micro-batch (last "
-            f"{len(records) - len(records) // 2} steps {mean_error(records[len(records) // 2:]):.1f}%)")
 
 
 if __name__ == "__main__":
