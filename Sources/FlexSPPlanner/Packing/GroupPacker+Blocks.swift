@@ -20,7 +20,7 @@ import Foundation
 ///   least GPU-time) that has room for its tokens: what wins when a few long sequences
 ///   dominate the time.
 ///
-/// - Complexity: two deals of O(K log P), plus the packing of each distinct block.
+/// - Complexity: two deals of O(K x P), plus the packing of each distinct block (side by side).
 extension GroupPacker {
     /// GPUs per block: at least 512 (64 nodes of 8) and 8 groups of the largest degree.
     static func blockSize(model: CostModel, degrees: [Int]) -> Int? {
@@ -41,26 +41,39 @@ extension GroupPacker {
     }
 
     /// Packs `lengths` (longest first) block by block with `inner`, the packer of one block;
-    /// nil when neither deal fits.
-    func packInBlocks(lengths: [Int], thorough: Bool, seed: Packing?, inner: GroupPacker, memo: BlockMemo) -> Packing? {
+    /// nil when neither deal fits. The distinct blocks of both deals that no earlier packing
+    /// memoised are packed side by side (`Parallel.map`), each once.
+    func packInBlocks(lengths: [Int], thorough: Bool, seed: Packing?, inner: GroupPacker, memo: BlockMemo) async -> Packing? {
         let blocks = model.worldSize / inner.model.worldSize
+        let deals = [striped(count: lengths.count, blocks: blocks), balanced(lengths: lengths, inner: inner, blocks: blocks)]
+            .compactMap { $0 }.map { $0.filter { !$0.isEmpty } }
+        let keys = deals.map { deal in deal.map { BlockMemo.Key(lengths: $0.map { lengths[$0] }, thorough: thorough) } }
+        // Each block's packing: from the memo, or packed here (each distinct block once).
+        var packings = keys.map { $0.map { memo[$0] } }
+        var unknown: [BlockMemo.Key] = []
+        var slot: [BlockMemo.Key: Int] = [:]
+        var waiting: [(deal: Int, block: Int, slot: Int)] = []
+        for (d, dealKeys) in keys.enumerated() {
+            for (b, key) in dealKeys.enumerated() where packings[d][b] == nil {
+                let s = slot[key] ?? unknown.count
+                if s == unknown.count {
+                    slot[key] = s
+                    unknown.append(key)
+                }
+                waiting.append((d, b, s))
+            }
+        }
+        let toPack = unknown
+        let packed = await Parallel.map(toPack.count) { u in inner.packWhole(lengths: toPack[u].lengths, thorough: thorough, seed: nil) }
+        for (key, packing) in zip(unknown, packed) { memo[key] = packing }
+        for w in waiting { packings[w.deal][w.block] = .some(packed[w.slot]) }
         var best: Packing?
-        for deal in [striped(count: lengths.count, blocks: blocks), balanced(lengths: lengths, inner: inner, blocks: blocks)] {
-            guard let deal else { continue }
+        for (deal, dealPackings) in zip(deals, packings) {
             var groups: [Group] = []
             var makespan = 0.0
             var fits = true
-            for members in deal where !members.isEmpty {
-                let part = members.map { lengths[$0] }
-                let key = BlockMemo.Key(lengths: part, thorough: thorough)
-                let packing: Packing?
-                if let known = memo[key] {
-                    packing = known
-                } else {
-                    packing = inner.pack(lengths: part, thorough: thorough)
-                    memo[key] = packing
-                }
-                guard let packing else { fits = false; break }
+            for (members, known) in zip(deal, dealPackings) {
+                guard let known, let packing = known else { fits = false; break }
                 makespan = max(makespan, packing.makespan)
                 groups += packing.groups.map { Group(degree: $0.degree, members: $0.members.map { members[$0] }) }
             }
@@ -96,18 +109,15 @@ extension GroupPacker {
         var deal = [[Int]](repeating: [], count: blocks)
         var work = [Double](repeating: 0, count: blocks)
         var tokens = [Int](repeating: 0, count: blocks)
+        let least = leastCosts(lengths: lengths).work
         for (i, length) in lengths.enumerated() {
-            var least = Double.infinity
-            for (k, d) in degrees.enumerated() where length <= capacities[k] {
-                least = min(least, model.sequenceTime(length: length, degree: d) * Double(d))
-            }
             var chosen: Int?
             for b in 0 ..< blocks where tokens[b] + length <= room && work[b] < (chosen.map { work[$0] } ?? .infinity) {
                 chosen = b
             }
             guard let b = chosen else { return nil }
             deal[b].append(i)
-            work[b] += least
+            work[b] += least[i]
             tokens[b] += length
         }
         return deal
@@ -117,9 +127,25 @@ extension GroupPacker {
 /// Block packings by lengths, shared by parallel packings: blocks dealt the same lengths, in
 /// one micro-batch or across candidate splits, are packed once.
 final class BlockMemo: @unchecked Sendable {
-    struct Key: Hashable {
-        var lengths: [Int]
-        var thorough: Bool
+    /// A block's lengths and packing mode; hashed once (keys of thousands of lengths are
+    /// looked up several times).
+    struct Key: Hashable, Sendable {
+        let lengths: [Int]
+        let thorough: Bool
+        private let hash: Int
+
+        init(lengths: [Int], thorough: Bool) {
+            self.lengths = lengths
+            self.thorough = thorough
+            var hasher = Hasher()
+            hasher.combine(lengths)
+            hasher.combine(thorough)
+            hash = hasher.finalize()
+        }
+
+        static func == (a: Key, b: Key) -> Bool { a.hash == b.hash && a.thorough == b.thorough && a.lengths == b.lengths }
+
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
     }
 
     private var packings: [Key: GroupPacker.Packing?] = [:]
