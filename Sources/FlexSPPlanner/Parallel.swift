@@ -19,10 +19,15 @@ enum Parallel {
 
     /// The threads a plan may still start beside those running (the calling task holds one).
     final class Budget: @unchecked Sendable {
+        /// The most pieces running at once.
+        let threads: Int
         private var spare: Int
         private let lock = NSLock()
 
-        init(threads: Int) { spare = max(0, threads - 1) }
+        init(threads: Int) {
+            self.threads = max(1, threads)
+            spare = self.threads - 1
+        }
 
         /// Takes a free thread; false when all are running.
         func take() -> Bool {
@@ -47,11 +52,12 @@ enum Parallel {
     }
 
     /// `body(0) ... body(count - 1)`: on the calling task, plus a helper task for each thread of
-    /// the budget that is free when a piece starts (none without a budget or for one piece).
+    /// the budget that is free when a piece starts (none for one piece, or without a budget of
+    /// two threads or more: a task group costs more than a small map's pieces).
     ///
     /// - Complexity: `count` calls of `body`, plus a lock operation per piece.
     static func map<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) async -> T) async -> [T] {
-        guard count > 1, let budget else {
+        guard count > 1, let budget, budget.threads > 1 else {
             var results: [T] = []
             for i in 0 ..< count { results.append(await body(i)) }
             return results

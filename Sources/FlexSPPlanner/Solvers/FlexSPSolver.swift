@@ -72,15 +72,25 @@ public struct FlexSPSolver: Sendable {
         let first = min(minimum, k)
         let last = min(minimum + extraMicroBatches, k)
 
-        var candidates: [Candidate] = []
-        let balanced = MicroBatchSplit.timeBalanced(figures, maxCount: last)
-        let chunks = Blaster.chunks(lengths: batch.lengths, counts: first ... last)
-        for m in first ... last {
-            candidates.append(Candidate(split: chunks[m - first].map { Array($0) }))
-            if let split = balanced[m] { candidates.append(Candidate(split: split.map { Array($0) })) }
-            if let split = MicroBatchSplit.interleaved(figures, count: m) { candidates.append(Candidate(split: split)) }
+        // The splits do not depend on one another: built side by side, each piece's splits for
+        // the counts first...last (nil where a split does not exist).
+        let counts = Array(first ... last)
+        let pieces = await Parallel.map(3 + counts.count) { piece -> [[[Int]]?] in
+            switch piece {
+            case 0: Blaster.chunks(lengths: batch.lengths, counts: first ... last).map { $0.map { Array($0) } }
+            case 1: MicroBatchSplit.timeBalanced(figures, maxCount: last)[first ... last].map { $0?.map { Array($0) } }
+            case 2: [MicroBatchSplit.filled(figures)?.map { Array($0) }]
+            default: [MicroBatchSplit.interleaved(figures, count: counts[piece - 3])]
+            }
         }
-        if let split = MicroBatchSplit.filled(figures) { candidates.append(Candidate(split: split.map { Array($0) })) }
+        let (chunks, balanced) = (pieces[0], pieces[1])
+        var candidates: [Candidate] = []
+        for j in counts.indices {
+            candidates.append(Candidate(split: chunks[j]!))
+            if let split = balanced[j] { candidates.append(Candidate(split: split)) }
+            if let split = pieces[3 + j][0] { candidates.append(Candidate(split: split)) }
+        }
+        if let split = pieces[2][0] { candidates.append(Candidate(split: split)) }
         if degrees == nil { candidates += await Self.seeds(batch) }
         // Front-loaded: the first micro-batch takes the batch's shortest sequences, from the
         // last micro-batch on, until it holds a share of the room left to what a micro-batch
@@ -89,7 +99,7 @@ public struct FlexSPSolver: Sendable {
         // micro-batches, where one is a large share of the step (measured: M = 2 gains).
         var front: [Candidate] = []
         if degrees == nil, first <= Self.frontLoadedUpTo {
-            for base in [balanced[first]?.map { Array($0) }, chunks[0].map { Array($0) }] {
+            for base in [balanced[0], chunks[0]] {
                 guard let base, base.count > 1 else { continue }
                 for share in [0.15, 0.3, 0.45] {
                     front.append(Candidate(split: MicroBatchSplit.frontLoaded(base, lengths: batch.lengths, capacity: capacity, share: share)))
