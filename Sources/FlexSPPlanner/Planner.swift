@@ -43,7 +43,8 @@ public struct Planner: Sendable {
         guard let degree = batch.costModel.minimumDegree(length: longest) else {
             let largest = batch.costModel.degrees.last ?? 1
             throw .sequenceTooLong(id: batch.ids[0], length: longest,
-                                   capacity: batch.costModel.tokenCapacity(degree: largest), degree: largest)
+                                   capacity: batch.costModel.tokenCapacity(degree: largest), degree: largest,
+                                   worldSize: batch.costModel.worldSize)
         }
         return degree
     }
