@@ -41,43 +41,22 @@ extension GroupPacker {
     }
 
     /// Packs `lengths` (longest first) block by block with `inner`, the packer of one block;
-    /// nil when neither deal fits. The distinct blocks of both deals that no earlier packing
-    /// memoised are packed side by side (`Parallel.map`), each once.
+    /// nil when neither deal fits. Each deal's distinct blocks that no earlier packing memoised
+    /// are packed side by side (`Parallel.map`), each once.
     func packInBlocks(lengths: [Int], thorough: Bool, seed: Packing?, inner: GroupPacker, memo: BlockMemo) async -> Packing? {
         let blocks = model.worldSize / inner.model.worldSize
         let deals = [striped(count: lengths.count, blocks: blocks), balanced(lengths: lengths, inner: inner, blocks: blocks)]
             .compactMap { $0 }.map { $0.filter { !$0.isEmpty } }
-        let keys = deals.map { deal in deal.map { BlockMemo.Key(lengths: $0.map { lengths[$0] }, thorough: thorough) } }
-        // Each block's packing: from the memo, or packed here (each distinct block once).
-        var packings = keys.map { $0.map { memo[$0] } }
-        var unknown: [BlockMemo.Key] = []
-        var slot: [BlockMemo.Key: Int] = [:]
-        var waiting: [(deal: Int, block: Int, slot: Int)] = []
-        for (d, dealKeys) in keys.enumerated() {
-            for (b, key) in dealKeys.enumerated() where packings[d][b] == nil {
-                let s = slot[key] ?? unknown.count
-                if s == unknown.count {
-                    slot[key] = s
-                    unknown.append(key)
-                }
-                waiting.append((d, b, s))
-            }
-        }
-        let toPack = unknown
-        let packed = await Parallel.map(toPack.count) { u in inner.packWhole(lengths: toPack[u].lengths, thorough: thorough, seed: nil) }
-        for (key, packing) in zip(unknown, packed) { memo[key] = packing }
-        for w in waiting { packings[w.deal][w.block] = .some(packed[w.slot]) }
         var best: Packing?
-        for (deal, dealPackings) in zip(deals, packings) {
+        for deal in deals {
+            guard let packings = await packBlocks(of: deal, lengths: lengths, thorough: thorough, inner: inner, memo: memo) else { continue }
             var groups: [Group] = []
             var makespan = 0.0
-            var fits = true
-            for (members, known) in zip(deal, dealPackings) {
-                guard let known, let packing = known else { fits = false; break }
+            for (members, packing) in zip(deal, packings) {
                 makespan = max(makespan, packing.makespan)
                 groups += packing.groups.map { Group(degree: $0.degree, members: $0.members.map { members[$0] }) }
             }
-            if fits, makespan < best?.makespan ?? .infinity { best = Packing(groups: groups, makespan: makespan) }
+            if makespan < best?.makespan ?? .infinity { best = Packing(groups: groups, makespan: makespan) }
         }
         // Blocks cannot trade sequences; the local search across the whole cluster can
         // (measured: it recovers a memory-bound micro-batch's combinations at 4,096 GPUs).
@@ -90,6 +69,39 @@ extension GroupPacker {
             if makespan < best?.makespan ?? .infinity { best = Packing(groups: seed.groups, makespan: makespan) }
         }
         return best
+    }
+
+    /// The packing of each block of a deal: from the memo, or packed side by side (each distinct
+    /// block once); nil when a block does not fit, and then the blocks not yet started are
+    /// skipped (a memory-bound micro-batch often fails the striped deal at its first block).
+    private func packBlocks(of deal: [[Int]], lengths: [Int], thorough: Bool, inner: GroupPacker, memo: BlockMemo) async -> [Packing]? {
+        let keys = deal.map { BlockMemo.Key(lengths: $0.map { lengths[$0] }, thorough: thorough) }
+        var known = keys.map { memo[$0] }
+        // A block already known not to fit.
+        if known.contains(where: { if case .some(.none) = $0 { true } else { false } }) { return nil }
+        var unknown: [BlockMemo.Key] = []
+        var slot: [BlockMemo.Key: Int] = [:]
+        var waiting: [(block: Int, slot: Int)] = []
+        for (b, key) in keys.enumerated() where known[b] == nil {
+            let s = slot[key] ?? unknown.count
+            if s == unknown.count {
+                slot[key] = s
+                unknown.append(key)
+            }
+            waiting.append((b, s))
+        }
+        let toPack = unknown
+        let failed = Flag()
+        let packed = await Parallel.map(toPack.count) { u -> Packing?? in
+            guard !failed.isSet else { return nil }
+            let packing = inner.packWhole(lengths: toPack[u].lengths, thorough: thorough, seed: nil)
+            memo[toPack[u]] = packing
+            if packing == nil { failed.set() }
+            return .some(packing)
+        }
+        guard !failed.isSet else { return nil }
+        for w in waiting { known[w.block] = packed[w.slot] }
+        return known.map { $0!! }
     }
 
     /// Serpentine deal of `count` sequences (longest first) over `blocks` blocks.
@@ -122,6 +134,15 @@ extension GroupPacker {
         }
         return deal
     }
+}
+
+/// A flag parallel pieces raise once (a block that does not fit).
+final class Flag: @unchecked Sendable {
+    private var raised = false
+    private let lock = NSLock()
+
+    var isSet: Bool { lock.withLock { raised } }
+    func set() { lock.withLock { raised = true } }
 }
 
 /// Block packings by lengths, shared by parallel packings: blocks dealt the same lengths, in
