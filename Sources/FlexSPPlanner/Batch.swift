@@ -24,7 +24,7 @@ public struct Batch: Sendable {
             throw .lengthTooLarge(id: huge.id, length: huge.length)
         }
         if let tooLong = sequences.first(where: { $0.length > capacity }) {
-            throw .sequenceTooLong(id: tooLong.id, length: tooLong.length, capacity: capacity, degree: largest)
+            throw .sequenceTooLong(id: tooLong.id, length: tooLong.length, capacity: capacity, degree: largest, worldSize: costModel.worldSize)
         }
         // A conservative bound on any sum of times a solver forms: every sequence at its
         // slowest degree, every group's overhead, once per sequence.

@@ -8,7 +8,8 @@ import FlexSPCore
 ///     plan.estStepMS, plan.lowerBoundMS, plan.solver.wallMS
 ///
 /// Work that does not depend on other work runs side by side on up to `threads` cores with
-/// structured concurrency: flexsp's candidate splits and seeds, the repacking of separate
+/// structured concurrency, within one budget of `threads` (`Parallel`): flexsp's candidate
+/// splits and seeds, the blocks of a packing on a large cluster, the repacking of separate
 /// micro-batches, and the thorough lower bound beside the solve. Results are gathered in a fixed
 /// order, so the plan is the same for every thread count.
 public struct Planner: Sendable {
@@ -42,7 +43,8 @@ public struct Planner: Sendable {
         guard let degree = batch.costModel.minimumDegree(length: longest) else {
             let largest = batch.costModel.degrees.last ?? 1
             throw .sequenceTooLong(id: batch.ids[0], length: longest,
-                                   capacity: batch.costModel.tokenCapacity(degree: largest), degree: largest)
+                                   capacity: batch.costModel.tokenCapacity(degree: largest), degree: largest,
+                                   worldSize: batch.costModel.worldSize)
         }
         return degree
     }
@@ -52,23 +54,30 @@ public struct Planner: Sendable {
     ///
     /// - Throws: the strategy's `PlanningError` when it finds no valid plan.
     public func plan(_ batch: Batch, strategy: Strategy) async throws(PlanningError) -> Plan {
+        let result = await Parallel.withThreads(threads) { () async -> Result<Plan, PlanningError> in
+            do throws(PlanningError) { return .success(try await planWithinBudget(batch, strategy: strategy)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    private func planWithinBudget(_ batch: Batch, strategy: Strategy) async throws(PlanningError) -> Plan {
         let clock = ContinuousClock()
         let started = clock.now
         let mode = bound
-        // The thorough bound (LPs) needs only the batch: given a second thread, it is computed
-        // beside the solve, which then gets one thread less (the quick one costs next to nothing).
-        let beside = threads > 1 && mode == .thorough
-        let solveThreads = beside ? threads - 1 : threads
-        async let besideSolve: Double? = beside ? LowerBound.stepTime(batch, mode: mode) : nil
+        // The thorough bound (LPs) needs only the batch: when a thread is free it is computed
+        // beside the solve, on that thread (the quick one costs next to nothing).
+        let budget = Parallel.budget
+        let beside = mode == .thorough && budget?.take() == true
+        async let besideSolve: Double? = beside ? Self.boundBeside(batch, mode: mode, budget: budget) : nil
         let solution: Solution
         var resolved = strategy
         switch strategy {
         case .flexsp:
-            solution = try await FlexSPSolver(threads: solveThreads).solve(batch)
+            solution = try await FlexSPSolver(threads: threads).solve(batch)
         case .milp:
-            solution = try MILPSolver(timeLimitSeconds: milpTimeLimitSeconds, bucketCount: bucketCount).solve(batch)
+            solution = try await MILPSolver(timeLimitSeconds: milpTimeLimitSeconds, bucketCount: bucketCount).solve(batch)
         case .batchAdaptive:
-            solution = try await BatchAdaptiveSolver(threads: solveThreads).solve(batch)
+            solution = try await BatchAdaptiveSolver(threads: threads).solve(batch)
         case .staticDegree(let degree):
             let d: Int
             if let degree { d = degree } else { d = try staticDegree(for: batch) }
@@ -86,5 +95,11 @@ public struct Planner: Sendable {
         // A plan document cannot carry infinities: refuse rather than write one.
         guard plan.estStepMS.isFinite, plan.lowerBoundMS.isFinite else { throw .estimateOverflow }
         return plan
+    }
+
+    /// The bound computed on a thread taken from `budget`, given back when done.
+    private static func boundBeside(_ batch: Batch, mode: BoundMode, budget: Parallel.Budget?) async -> Double {
+        defer { budget?.give() }
+        return LowerBound.stepTime(batch, mode: mode)
     }
 }

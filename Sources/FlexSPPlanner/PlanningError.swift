@@ -2,8 +2,8 @@ import FlexSPCore
 
 /// Why a batch cannot be planned.
 public enum PlanningError: Error, Equatable, CustomStringConvertible {
-    /// A sequence is longer than the largest allowed group can hold.
-    case sequenceTooLong(id: Int, length: Int, capacity: Int, degree: Int)
+    /// A sequence is longer than the largest allowed group can hold (on `worldSize` GPUs).
+    case sequenceTooLong(id: Int, length: Int, capacity: Int, degree: Int, worldSize: Int)
     /// The batch has no sequences.
     case emptyBatch
     /// A sequence has no tokens or a negative count.
@@ -25,8 +25,12 @@ public enum PlanningError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .sequenceTooLong(let id, let length, let capacity, let degree):
-            "sequence \(id) has \(length) tokens, more than the \(capacity) a group of the largest degree (\(degree)) can hold; shorten or drop it, or plan for more GPUs or memory"
+        case .sequenceTooLong(let id, let length, let capacity, let degree, let worldSize):
+            "sequence \(id) has \(length) tokens, more than the \(capacity) a group of the largest degree (\(degree)) can hold; "
+                // Past the model's largest degree (its max_degree) more GPUs add groups, not room in one.
+                + (degree < worldSize
+                    ? "the cost model allows no degree above \(degree) (max_degree), so more GPUs do not help: shorten or drop it, or give each GPU more memory"
+                    : "shorten or drop it, or plan for more GPUs or memory")
         case .emptyBatch:
             "the batch has no sequences"
         case .nonPositiveLength(let id, let length):

@@ -47,9 +47,7 @@ struct CompareCommand: AsyncParsableCommand {
         let model = try costModel.resolve()
         let data = try workload.load(costModel: model, maxContext: costModel.maxContext.tokens)
         try data.requireBatches(steps)
-        if data.dropped > 0 {
-            printError("\(data.source): dropped \(data.dropped) sequences longer than \(data.rule.maxLength) tokens")
-        }
+        if let note = data.droppedNote { printError(note) }
         let outcome = try await Comparison(planner: planner.planner(datasetLongest: data.lengths.max())).compare(
             batches: (0 ..< steps).map { data.batch($0) }, costModel: model, strategies: strategies.strategies,
             progress: { printError($0) })

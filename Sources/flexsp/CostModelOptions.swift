@@ -21,7 +21,7 @@ struct CostModelOptions: ParsableArguments {
     var costModelFile: String?
 
     func validate() throws {
-        if let worldSize, !(1 ... Limits.maxWorldSize).contains(worldSize) {
+        if let worldSize, !(1 ... Limits.maxWorldSize).contains(worldSize) || worldSize & (worldSize - 1) != 0 {
             throw ValidationError("--world-size must be a power of two between 1 and \(Limits.maxWorldSize), got \(worldSize)")
         }
     }

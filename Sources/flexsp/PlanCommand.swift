@@ -35,12 +35,11 @@ struct PlanCommand: AsyncParsableCommand {
     func run() async throws {
         let model = try costModel.resolve()
         let data = try workload.load(costModel: model, maxContext: costModel.maxContext.tokens)
+        // First what the padding rule dropped: it may be why no batch is left.
+        if let note = data.droppedNote { printError(note) }
         guard step < data.batchCount else {
-            throw ValidationError("--step \(step) is past the last batch: \(data.source) holds \(data.batchCount) full batches of \(data.batchSize) "
+            throw ValidationError("--step \(step) is past the last batch: \(data.source) holds \(data.batchCount) full batches of \(data.batchSize)"
                 + (data.batchCount > 0 ? " (steps 0 to \(data.batchCount - 1))" : ""))
-        }
-        if data.dropped > 0 {
-            printError("\(data.source): dropped \(data.dropped) sequences longer than \(data.rule.maxLength) tokens")
         }
         let plan = try await planner.planner(datasetLongest: data.lengths.max())
             .plan(Batch(lengths: data.batch(step), costModel: model), strategy: strategy)

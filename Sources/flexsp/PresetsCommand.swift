@@ -58,7 +58,8 @@ struct PresetsCommand: ParsableCommand {
         for c in ClusterPreset.all {
             let bandwidths = c.a2aBandwidthGBps.sorted { $0.key < $1.key }.map { "d=\($0.key): \($0.value)" }.joined(separator: ", ")
             print("  \(c.name): \(c.worldSize) GPUs, \(c.gpusPerNode) per node, budget \(Int(c.memoryBudgetMB)) MB; all-to-all GB/s \(bandwidths)")
-            print("    other sizes: --world-size 16 ... 1024 (8 per node), the same intra/inter-node bandwidths")
+            print("    other sizes: --world-size 1 ... \(Limits.maxWorldSize) (a power of two, whole \(c.gpusPerNode)-GPU nodes from \(c.gpusPerNode) up), "
+                + "the same intra/inter-node bandwidths; the padding rule needs --max-context above 2 x --world-size (--raw plans lengths as they are)")
         }
     }
 }

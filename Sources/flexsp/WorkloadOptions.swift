@@ -33,8 +33,23 @@ struct WorkloadOptions: ParsableArguments {
         let rule = self.raw
             ? Workload.Rule(padMultiple: 1, maxLength: .max)
             : Workload.Rule.reference(maxContext: maxContext, worldSize: costModel.worldSize)
-        return try Workload(lengths: raw, source: lengths, batchSize: batchSize, rule: rule)
+        do throws(WorkloadError) {
+            return try Workload(lengths: raw, source: lengths, batchSize: batchSize, rule: rule)
+        } catch {
+            // The core names the limit; here the rule and the flags that set it are known.
+            guard case .nothingLeft(let source, let dropped, _) = error, !self.raw else { throw error }
+            throw CLIError.allDroppedByPadding(source: source, count: dropped, worldSize: costModel.worldSize, maxContext: maxContext)
+        }
     }
 
     var datasetLabel: String { (lengths as NSString).lastPathComponent }
+}
+
+extension Workload {
+    /// What the padding rule dropped, with the rule and the flags that set it; nil: nothing.
+    var droppedNote: String? {
+        guard dropped > 0 else { return nil }
+        return "\(source): dropped \(dropped) sequences longer than \(rule.maxLength) tokens (the padding rule keeps up to --max-context "
+            + "\(rule.maxLength + rule.padMultiple) minus 2 x --world-size = \(rule.padMultiple); --raw keeps them)"
+    }
 }

@@ -46,7 +46,7 @@ import Testing
                                              worldSize: instance.worldSize)
             let batch = try Batch(lengths: lengths(instance, model: model), costModel: model)
             let exact = MILPSolver(timeLimitSeconds: 30, bucketCount: batch.count)
-            let solved = try #require(exact.solveMicroBatch(ids: batch.ids, lengths: batch.lengths, model: model, seconds: 30))
+            let solved = try #require(await exact.solveMicroBatch(ids: batch.ids, lengths: batch.lengths, model: model, seconds: 30))
             guard solved.proven else { continue }
             proven += 1
             let optimum = solved.makespan

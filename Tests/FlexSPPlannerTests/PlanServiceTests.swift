@@ -67,7 +67,7 @@ import Testing
     }
 
     @Test func tooLongSequenceIsNamed() {
-        #expect(throws: PlanningError.sequenceTooLong(id: 2, length: 500_000, capacity: 410_108, degree: 64)) {
+        #expect(throws: PlanningError.sequenceTooLong(id: 2, length: 500_000, capacity: 410_108, degree: 64, worldSize: 64)) {
             try Batch(lengths: [100, 200, 500_000], costModel: model)
         }
     }

@@ -53,12 +53,12 @@ import Testing
     }
 
     /// Block packing keeps every group inside one block of whole nodes.
-    @Test func blocksHoldWholeGroups() throws {
+    @Test func blocksHoldWholeGroups() async throws {
         let batch = try Self.batch(count: 200, worldSize: 2_048)
         let packer = GroupPacker(model: batch.costModel, degrees: batch.costModel.degrees)
         let inner = try #require(packer.blockPacker())
         #expect(inner.model.worldSize == 512 && inner.model.worldSize % batch.costModel.gpusPerNode == 0)
-        let packing = try #require(packer.pack(lengths: batch.lengths, thorough: false))
+        let packing = try #require(await packer.pack(lengths: batch.lengths, thorough: false))
         #expect(packing.groups.reduce(0) { $0 + $1.degree } <= 2_048)
         #expect(Set(packing.groups.flatMap(\.members)).count == batch.count)
         // 64 GPUs: packed whole.

@@ -20,7 +20,7 @@ import Foundation
 ///   least GPU-time) that has room for its tokens: what wins when a few long sequences
 ///   dominate the time.
 ///
-/// - Complexity: two deals of O(K log P), plus the packing of each distinct block.
+/// - Complexity: two deals of O(K x P), plus the packing of each distinct block (side by side).
 extension GroupPacker {
     /// GPUs per block: at least 512 (64 nodes of 8) and 8 groups of the largest degree.
     static func blockSize(model: CostModel, degrees: [Int]) -> Int? {
@@ -41,30 +41,22 @@ extension GroupPacker {
     }
 
     /// Packs `lengths` (longest first) block by block with `inner`, the packer of one block;
-    /// nil when neither deal fits.
-    func packInBlocks(lengths: [Int], thorough: Bool, seed: Packing?, inner: GroupPacker, memo: BlockMemo) -> Packing? {
+    /// nil when neither deal fits. Each deal's distinct blocks that no earlier packing memoised
+    /// are packed side by side (`Parallel.map`), each once.
+    func packInBlocks(lengths: [Int], thorough: Bool, seed: Packing?, inner: GroupPacker, memo: BlockMemo) async -> Packing? {
         let blocks = model.worldSize / inner.model.worldSize
+        let deals = [striped(count: lengths.count, blocks: blocks), balanced(lengths: lengths, inner: inner, blocks: blocks)]
+            .compactMap { $0 }.map { $0.filter { !$0.isEmpty } }
         var best: Packing?
-        for deal in [striped(count: lengths.count, blocks: blocks), balanced(lengths: lengths, inner: inner, blocks: blocks)] {
-            guard let deal else { continue }
+        for deal in deals {
+            guard let packings = await packBlocks(of: deal, lengths: lengths, thorough: thorough, inner: inner, memo: memo) else { continue }
             var groups: [Group] = []
             var makespan = 0.0
-            var fits = true
-            for members in deal where !members.isEmpty {
-                let part = members.map { lengths[$0] }
-                let key = BlockMemo.Key(lengths: part, thorough: thorough)
-                let packing: Packing?
-                if let known = memo[key] {
-                    packing = known
-                } else {
-                    packing = inner.pack(lengths: part, thorough: thorough)
-                    memo[key] = packing
-                }
-                guard let packing else { fits = false; break }
+            for (members, packing) in zip(deal, packings) {
                 makespan = max(makespan, packing.makespan)
                 groups += packing.groups.map { Group(degree: $0.degree, members: $0.members.map { members[$0] }) }
             }
-            if fits, makespan < best?.makespan ?? .infinity { best = Packing(groups: groups, makespan: makespan) }
+            if makespan < best?.makespan ?? .infinity { best = Packing(groups: groups, makespan: makespan) }
         }
         // Blocks cannot trade sequences; the local search across the whole cluster can
         // (measured: it recovers a memory-bound micro-batch's combinations at 4,096 GPUs).
@@ -77,6 +69,39 @@ extension GroupPacker {
             if makespan < best?.makespan ?? .infinity { best = Packing(groups: seed.groups, makespan: makespan) }
         }
         return best
+    }
+
+    /// The packing of each block of a deal: from the memo, or packed side by side (each distinct
+    /// block once); nil when a block does not fit, and then the blocks not yet started are
+    /// skipped (a memory-bound micro-batch often fails the striped deal at its first block).
+    private func packBlocks(of deal: [[Int]], lengths: [Int], thorough: Bool, inner: GroupPacker, memo: BlockMemo) async -> [Packing]? {
+        let keys = deal.map { BlockMemo.Key(lengths: $0.map { lengths[$0] }, thorough: thorough) }
+        var known = keys.map { memo[$0] }
+        // A block already known not to fit.
+        if known.contains(where: { if case .some(.none) = $0 { true } else { false } }) { return nil }
+        var unknown: [BlockMemo.Key] = []
+        var slot: [BlockMemo.Key: Int] = [:]
+        var waiting: [(block: Int, slot: Int)] = []
+        for (b, key) in keys.enumerated() where known[b] == nil {
+            let s = slot[key] ?? unknown.count
+            if s == unknown.count {
+                slot[key] = s
+                unknown.append(key)
+            }
+            waiting.append((b, s))
+        }
+        let toPack = unknown
+        let failed = Flag()
+        let packed = await Parallel.map(toPack.count) { u -> Packing?? in
+            guard !failed.isSet else { return nil }
+            let packing = inner.packWhole(lengths: toPack[u].lengths, thorough: thorough, seed: nil)
+            memo[toPack[u]] = packing
+            if packing == nil { failed.set() }
+            return .some(packing)
+        }
+        guard !failed.isSet else { return nil }
+        for w in waiting { known[w.block] = packed[w.slot] }
+        return known.map { $0!! }
     }
 
     /// Serpentine deal of `count` sequences (longest first) over `blocks` blocks.
@@ -96,30 +121,52 @@ extension GroupPacker {
         var deal = [[Int]](repeating: [], count: blocks)
         var work = [Double](repeating: 0, count: blocks)
         var tokens = [Int](repeating: 0, count: blocks)
+        let least = leastCosts(lengths: lengths).work
         for (i, length) in lengths.enumerated() {
-            var least = Double.infinity
-            for (k, d) in degrees.enumerated() where length <= capacities[k] {
-                least = min(least, model.sequenceTime(length: length, degree: d) * Double(d))
-            }
             var chosen: Int?
             for b in 0 ..< blocks where tokens[b] + length <= room && work[b] < (chosen.map { work[$0] } ?? .infinity) {
                 chosen = b
             }
             guard let b = chosen else { return nil }
             deal[b].append(i)
-            work[b] += least
+            work[b] += least[i]
             tokens[b] += length
         }
         return deal
     }
 }
 
+/// A flag parallel pieces raise once (a block that does not fit).
+final class Flag: @unchecked Sendable {
+    private var raised = false
+    private let lock = NSLock()
+
+    var isSet: Bool { lock.withLock { raised } }
+    func set() { lock.withLock { raised = true } }
+}
+
 /// Block packings by lengths, shared by parallel packings: blocks dealt the same lengths, in
 /// one micro-batch or across candidate splits, are packed once.
 final class BlockMemo: @unchecked Sendable {
-    struct Key: Hashable {
-        var lengths: [Int]
-        var thorough: Bool
+    /// A block's lengths and packing mode; hashed once (keys of thousands of lengths are
+    /// looked up several times).
+    struct Key: Hashable, Sendable {
+        let lengths: [Int]
+        let thorough: Bool
+        private let hash: Int
+
+        init(lengths: [Int], thorough: Bool) {
+            self.lengths = lengths
+            self.thorough = thorough
+            var hasher = Hasher()
+            hasher.combine(lengths)
+            hasher.combine(thorough)
+            hash = hasher.finalize()
+        }
+
+        static func == (a: Key, b: Key) -> Bool { a.hash == b.hash && a.thorough == b.thorough && a.lengths == b.lengths }
+
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
     }
 
     private var packings: [Key: GroupPacker.Packing?] = [:]

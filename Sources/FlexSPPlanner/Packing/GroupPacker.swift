@@ -68,23 +68,6 @@ struct GroupPacker: Sendable {
         capacities = self.degrees.map { model.tokenCapacity(degree: $0) }
     }
 
-    /// The least makespan any packing of these lengths can have with the allowed degrees
-    /// (the bound of `LowerBound` for one micro-batch).
-    func lowerBound(lengths: [Int]) -> Double {
-        var work = 0.0, longest = 0.0
-        for length in lengths {
-            var bestWork = Double.infinity, bestTime = Double.infinity
-            for (k, d) in degrees.enumerated() where length <= capacities[k] {
-                let t = model.sequenceTime(length: length, degree: d)
-                bestWork = min(bestWork, t * Double(d))
-                bestTime = min(bestTime, t)
-            }
-            work += bestWork
-            longest = max(longest, bestTime)
-        }
-        return model.beta1 + max(work / Double(model.worldSize), longest)
-    }
-
     /// Packs lengths sorted longest first; nil when no packing fits the GPUs and memory.
     ///
     /// - Parameters:
@@ -92,12 +75,17 @@ struct GroupPacker: Sendable {
     ///     (usually floor 1: about D times faster; none when seeded) and try only the
     ///     spreading memory fill.
     ///   - seed: a valid packing of the same lengths to refine and compete with.
-    func pack(lengths: [Int], thorough: Bool = true, seed: Packing? = nil) -> Packing? {
+    func pack(lengths: [Int], thorough: Bool = true, seed: Packing? = nil) async -> Packing? {
         guard !lengths.isEmpty else { return Packing(groups: [], makespan: 0) }
         // A large cluster is packed block by block (`GroupPacker+Blocks.swift`).
         if let inner = blockPacker() {
-            return packInBlocks(lengths: lengths, thorough: thorough, seed: seed, inner: inner, memo: blockMemo)
+            return await packInBlocks(lengths: lengths, thorough: thorough, seed: seed, inner: inner, memo: blockMemo)
         }
+        return packWhole(lengths: lengths, thorough: thorough, seed: seed)
+    }
+
+    /// `pack` on the whole cluster: what each block's packer does.
+    func packWhole(lengths: [Int], thorough: Bool, seed: Packing?) -> Packing? {
         let times = TimeTable(lengths: lengths, packer: self)
         let bound = lowerBound(lengths: lengths)
         guard bound.isFinite else { return nil }

@@ -16,6 +16,13 @@ public struct BatchAdaptiveSolver: Sendable {
     /// The plan as groups of batch indices, per micro-batch. Degrees are tried in order of
     /// their lower bound; one whose bound is no better than the best plan so far is skipped.
     func schedule(_ batch: Batch) async throws(PlanningError) -> Schedule {
+        let result = await Parallel.withThreads(threads) { () async -> Result<Schedule, PlanningError> in
+            do throws(PlanningError) { return .success(try await bestDegree(batch)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    private func bestDegree(_ batch: Batch) async throws(PlanningError) -> Schedule {
         let model = batch.costModel
         let usable = model.degrees.filter { model.fits(tokens: batch.lengths[0], degree: $0) }
         var best: (time: Double, schedule: Schedule)?

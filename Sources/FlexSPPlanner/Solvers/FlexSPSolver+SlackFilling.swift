@@ -16,7 +16,7 @@ extension FlexSPSolver {
     ///
     /// - Complexity: O(M x K x D x (log G + w)) for the moves (w: groups within time but short of
     ///   room), plus one packing per changed micro-batch.
-    static func fillSlack(_ schedule: Schedule, packer: GroupPacker, lengths: [Int], threads: Int) async -> Schedule {
+    static func fillSlack(_ schedule: Schedule, packer: GroupPacker, lengths: [Int]) async -> Schedule {
         let model = packer.model
         let length: (Int) -> Int? = { lengths[$0] }
         func time(_ group: GroupPacker.Group) -> Double { model.groupTime(lengths: group.members.map { lengths[$0] }, degree: group.degree) }
@@ -106,7 +106,7 @@ extension FlexSPSolver {
         // they are better.
         let repack = changed.sorted().filter { !plan[$0].isEmpty }
         let before = plan
-        let repacked = await Parallel.map(repack.count, threads: threads) { r -> [GroupPacker.Group]? in
+        let repacked = await Parallel.map(repack.count) { r -> [GroupPacker.Group]? in
             let groups = before[repack[r]]
             let members = groups.flatMap(\.members).sorted()
             var local: [Int: Int] = [:]
@@ -114,7 +114,7 @@ extension FlexSPSolver {
             let seed = GroupPacker.Packing(
                 groups: groups.map { GroupPacker.Group(degree: $0.degree, members: $0.members.map { local[$0]! }) },
                 makespan: .infinity)
-            guard let packing = packer.pack(lengths: members.map { lengths[$0] }, thorough: true, seed: seed) else { return nil }
+            guard let packing = await packer.pack(lengths: members.map { lengths[$0] }, thorough: true, seed: seed) else { return nil }
             return packing.groups.map { GroupPacker.Group(degree: $0.degree, members: $0.members.map { members[$0] }) }
         }
         for (r, m) in repack.enumerated() { if let groups = repacked[r] { plan[m] = groups } }

@@ -10,15 +10,12 @@ extension FlexSPSolver {
     /// returns the fastest feasible plan as groups of batch indices with its step time; nil
     /// if none fits or none is faster than `beat`.
     static func bestOf(
-        _ candidates: [Candidate], packer: GroupPacker, lengths: [Int], finalists: Int = finalists, beat: Double = .infinity,
-        threads: Int
-    ) async -> (schedule: Schedule, time: Double)? {
-        let quick = await packAll(candidates, packer: packer, lengths: lengths, thorough: false, keep: finalists, below: .infinity,
-                                  threads: threads)
+        _ candidates: [Candidate], packer: GroupPacker, lengths: [Int], finalists: Int = finalists, beat: Double = .infinity) async -> (schedule: Schedule, time: Double)? {
+        let quick = await packAll(candidates, packer: packer, lengths: lengths, thorough: false, keep: finalists, below: .infinity)
         // Ties go to the earlier candidate, so the order never depends on which were pruned.
         let order = quick.indices.filter { quick[$0] != nil }.sorted { (quick[$0]!.time, $0) < (quick[$1]!.time, $1) }
         let finalists = order.prefix(finalists).map { candidates[$0] }
-        let thorough = await packAll(finalists, packer: packer, lengths: lengths, thorough: true, keep: 1, below: beat, threads: threads)
+        let thorough = await packAll(finalists, packer: packer, lengths: lengths, thorough: true, keep: 1, below: beat)
         var best: (time: Double, candidate: Int)?
         for (c, result) in thorough.enumerated() {
             if let result, result.time <= beat * (1 + 1e-9), result.time < (best?.time ?? .infinity) - 1e-9 { best = (result.time, c) }
@@ -37,15 +34,14 @@ extension FlexSPSolver {
     /// first, so the threshold is tight early; the survivors, and so the `keep` fastest, are
     /// the same as without pruning.
     private static func packAll(
-        _ candidates: [Candidate], packer: GroupPacker, lengths: [Int], thorough: Bool, keep: Int, below: Double, threads: Int
+        _ candidates: [Candidate], packer: GroupPacker, lengths: [Int], thorough: Bool, keep: Int, below: Double
     ) async -> [(time: Double, packings: [GroupPacker.Packing])?] {
         let results = Slots<(time: Double, packings: [GroupPacker.Packing])>(count: candidates.count)
-        let bounds = candidates.map { candidate in
-            candidate.split.map { members in packer.lowerBound(lengths: members.map { lengths[$0] }) }
-        }
+        let least = packer.leastCosts(lengths: lengths)
+        let bounds = candidates.map { candidate in candidate.split.map { least.lowerBound(members: $0) } }
         let order = candidates.indices.sorted { bounds[$0].reduce(0, +) < bounds[$1].reduce(0, +) }
         let best = BestTotals(keep: keep, below: below)
-        _ = await Parallel.map(candidates.count, threads: threads) { position in
+        _ = await Parallel.map(candidates.count) { position in
             let c = order[position]
             // rest[b]: the bounds of micro-batches b... still to pack.
             var rest = bounds[c]
@@ -54,7 +50,7 @@ extension FlexSPSolver {
             var total = 0.0
             for (b, members) in candidates[c].split.enumerated() {
                 if total + rest[b] > best.threshold * (1 + 1e-9) { return }
-                guard let packing = packer.pack(lengths: members.map { lengths[$0] }, thorough: thorough,
+                guard let packing = await packer.pack(lengths: members.map { lengths[$0] }, thorough: thorough,
                                                 seed: candidates[c].seeds?[b]) else { return }
                 packings.append(packing)
                 total += packing.makespan
@@ -89,19 +85,4 @@ final class BestTotals: @unchecked Sendable {
             if totals.count > keep { totals.removeLast() }
         }
     }
-}
-
-/// Result slots that parallel iterations fill, one slot each.
-final class Slots<Value>: @unchecked Sendable {
-    private var storage: [Value?]
-    private let lock = NSLock()
-
-    init(count: Int) { storage = Array(repeating: nil, count: count) }
-
-    subscript(index: Int) -> Value? {
-        get { lock.withLock { storage[index] } }
-        set { lock.withLock { storage[index] = newValue } }
-    }
-
-    var values: [Value?] { lock.withLock { storage } }
 }

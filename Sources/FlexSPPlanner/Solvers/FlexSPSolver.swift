@@ -11,8 +11,9 @@ import FlexSPCore
 /// dynamic CP, every static degree, the best single degree) are candidates too: their splits fill
 /// memory where ours fragment, and their groups seed the packing. Each micro-batch is packed by
 /// `GroupPacker`; the plan with the least step time wins, so flexsp is never slower than a
-/// baseline it seeds from. Candidates, seeds and repacks run side by side on up to `threads`
-/// cores (`Parallel.map`), gathered in a fixed order: the plan does not depend on `threads`.
+/// baseline it seeds from. Candidates, seeds, repacks and the blocks of each packing run side
+/// by side on up to `threads` cores (`Parallel.map`), gathered in a fixed order: the plan does
+/// not depend on `threads`.
 ///
 /// Restricting `degrees` to one value gives the paper's FlexSP-BatchAda building block (which
 /// seeds from nothing).
@@ -44,8 +45,17 @@ public struct FlexSPSolver: Sendable {
         Solution(batch: batch, schedule: try await schedule(batch))
     }
 
-    /// The plan as groups of batch indices, per micro-batch.
+    /// The plan as groups of batch indices, per micro-batch, on at most `threads` threads (or
+    /// the enclosing plan's budget: `Parallel.withThreads`).
     func schedule(_ batch: Batch) async throws(PlanningError) -> Schedule {
+        let result = await Parallel.withThreads(threads) { () async -> Result<Schedule, PlanningError> in
+            do throws(PlanningError) { return .success(try await search(batch)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    /// The fastest plan found over the candidate splits and seeds.
+    private func search(_ batch: Batch) async throws(PlanningError) -> Schedule {
         let model = batch.costModel
         let allowed = (degrees ?? model.degrees).filter { model.degrees.contains($0) }
         let name = degrees.map { "degrees \($0)" } ?? "flexsp"
@@ -62,16 +72,26 @@ public struct FlexSPSolver: Sendable {
         let first = min(minimum, k)
         let last = min(minimum + extraMicroBatches, k)
 
-        var candidates: [Candidate] = []
-        let balanced = MicroBatchSplit.timeBalanced(figures, maxCount: last)
-        let chunks = Blaster.chunks(lengths: batch.lengths, counts: first ... last)
-        for m in first ... last {
-            candidates.append(Candidate(split: chunks[m - first].map { Array($0) }))
-            if let split = balanced[m] { candidates.append(Candidate(split: split.map { Array($0) })) }
-            if let split = MicroBatchSplit.interleaved(figures, count: m) { candidates.append(Candidate(split: split)) }
+        // The splits do not depend on one another: built side by side, each piece's splits for
+        // the counts first...last (nil where a split does not exist).
+        let counts = Array(first ... last)
+        let pieces = await Parallel.map(3 + counts.count) { piece -> [[[Int]]?] in
+            switch piece {
+            case 0: Blaster.chunks(lengths: batch.lengths, counts: first ... last).map { $0.map { Array($0) } }
+            case 1: MicroBatchSplit.timeBalanced(figures, maxCount: last)[first ... last].map { $0?.map { Array($0) } }
+            case 2: [MicroBatchSplit.filled(figures)?.map { Array($0) }]
+            default: [MicroBatchSplit.interleaved(figures, count: counts[piece - 3])]
+            }
         }
-        if let split = MicroBatchSplit.filled(figures) { candidates.append(Candidate(split: split.map { Array($0) })) }
-        if degrees == nil { candidates += await Self.seeds(batch, threads: threads) }
+        let (chunks, balanced) = (pieces[0], pieces[1])
+        var candidates: [Candidate] = []
+        for j in counts.indices {
+            candidates.append(Candidate(split: chunks[j]!))
+            if let split = balanced[j] { candidates.append(Candidate(split: split)) }
+            if let split = pieces[3 + j][0] { candidates.append(Candidate(split: split)) }
+        }
+        if let split = pieces[2][0] { candidates.append(Candidate(split: split)) }
+        if degrees == nil { candidates += await Self.seeds(batch) }
         // Front-loaded: the first micro-batch takes the batch's shortest sequences, from the
         // last micro-batch on, until it holds a share of the room left to what a micro-batch
         // can hold. A step is a sum of makespans, so balance is not the goal, and larger groups
@@ -79,7 +99,7 @@ public struct FlexSPSolver: Sendable {
         // micro-batches, where one is a large share of the step (measured: M = 2 gains).
         var front: [Candidate] = []
         if degrees == nil, first <= Self.frontLoadedUpTo {
-            for base in [balanced[first]?.map { Array($0) }, chunks[0].map { Array($0) }] {
+            for base in [balanced[0], chunks[0]] {
                 guard let base, base.count > 1 else { continue }
                 for share in [0.15, 0.3, 0.45] {
                     front.append(Candidate(split: MicroBatchSplit.frontLoaded(base, lengths: batch.lengths, capacity: capacity, share: share)))
@@ -95,16 +115,16 @@ public struct FlexSPSolver: Sendable {
         // others' finalists: the plan is never worse than without them. Their finalists'
         // thorough packings stop once they cannot beat the others' plan.
         var plans: [Schedule] = []
-        let main = await Self.bestOf(candidates, packer: packer, lengths: batch.lengths, threads: threads)
+        let main = await Self.bestOf(candidates, packer: packer, lengths: batch.lengths)
         if let main { plans.append(main.schedule) }
-        if let other = await Self.bestOf(front, packer: packer, lengths: batch.lengths, beat: main?.time ?? .infinity, threads: threads) {
+        if let other = await Self.bestOf(front, packer: packer, lengths: batch.lengths, beat: main?.time ?? .infinity) {
             plans.append(other.schedule)
         }
         if let best = plans.first {
-            var plan = await Self.fillSlack(best, packer: packer, lengths: batch.lengths, threads: threads)
+            var plan = await Self.fillSlack(best, packer: packer, lengths: batch.lengths)
             let length: (Int) -> Int? = { batch.lengths[$0] }
             for other in plans.dropFirst() where other.stepTime(model: model, length: length) < plan.stepTime(model: model, length: length) - 1e-9 {
-                let filled = await Self.fillSlack(other, packer: packer, lengths: batch.lengths, threads: threads)
+                let filled = await Self.fillSlack(other, packer: packer, lengths: batch.lengths)
                 if filled.stepTime(model: model, length: length) < plan.stepTime(model: model, length: length) - 1e-9 { plan = filled }
             }
             return plan
@@ -114,7 +134,7 @@ public struct FlexSPSolver: Sendable {
         var m = last + 1
         while m <= k {
             let chunks = Candidate(split: Blaster.chunks(lengths: batch.lengths, count: m).map { Array($0) })
-            if let best = await Self.bestOf([chunks], packer: packer, lengths: batch.lengths, threads: threads) {
+            if let best = await Self.bestOf([chunks], packer: packer, lengths: batch.lengths) {
                 return best.schedule
             }
             m = m == k ? k + 1 : min(k, m + max(1, m / 4))

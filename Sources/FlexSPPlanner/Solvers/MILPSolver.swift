@@ -30,7 +30,7 @@ public struct MILPSolver: Sendable {
     /// Plans the batch: the best of the micro-batch counts solved within the time limit.
     ///
     /// - Throws: `.infeasible` when no micro-batch count gave a solution in time.
-    public func solve(_ batch: Batch) throws(PlanningError) -> Solution {
+    public func solve(_ batch: Batch) async throws(PlanningError) -> Solution {
         let model = batch.costModel
         let clock = ContinuousClock()
         let deadline = clock.now + .milliseconds(Int(timeLimitSeconds * 1000))
@@ -50,7 +50,7 @@ public struct MILPSolver: Sendable {
                 solvesDone += 1
                 let lengths = chunk.map { batch.lengths[$0] }
                 // Members are batch indices, as `Solution(batch:schedule:)` takes them.
-                guard let groups = solveMicroBatch(ids: Array(chunk), lengths: lengths, model: model, seconds: share)?.groups else {
+                guard let groups = await solveMicroBatch(ids: Array(chunk), lengths: lengths, model: model, seconds: share)?.groups else {
                     feasible = false
                     break
                 }
@@ -71,7 +71,7 @@ public struct MILPSolver: Sendable {
     /// The groups' members are the given ids; `makespan` is their slowest group's time;
     /// `proven`: CBC proved the bucketed MILP's optimum (exact when every length has its own
     /// bucket).
-    func solveMicroBatch(ids: [Int], lengths: [Int], model: CostModel, seconds: Double)
+    func solveMicroBatch(ids: [Int], lengths: [Int], model: CostModel, seconds: Double) async
         -> (groups: [Schedule.Group], makespan: Double, proven: Bool)?
     {
         let ascending = Array(lengths.reversed())
@@ -115,7 +115,7 @@ public struct MILPSolver: Sendable {
         let rounded = bucketOf.map { buckets[$0].upperBound }.reversed()
         var start: (makespan: Double, values: [Double])?
         for d in model.degrees {
-            guard let packing = GroupPacker(model: model, degrees: [d]).pack(lengths: Array(rounded)),
+            guard let packing = await GroupPacker(model: model, degrees: [d]).pack(lengths: Array(rounded)),
                   packing.makespan < start?.makespan ?? .infinity else { continue }
             var values = [Double](repeating: 0, count: cbc.columnCount)
             values[makespan] = packing.makespan
