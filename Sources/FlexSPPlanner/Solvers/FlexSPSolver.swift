@@ -5,9 +5,10 @@ import FlexSPCore
 ///
 /// For each micro-batch count `M` in `[M_min, M_min + 4]` (the paper's Blaster range) it tries
 /// three splits of the batch: the paper's token-balanced chunks, consecutive chunks that
-/// minimise the estimated *sum* of makespans, and an interleaved split that lets short
-/// sequences fill the GPUs beside long ones; and one split that fills each micro-batch's
-/// memory before opening the next. The plans of the cheap baselines (Megatron's
+/// minimise the estimated *sum* of makespans (at `M_min` also under the memory-aware estimate:
+/// `MicroBatchSplit`), and an interleaved split that lets short sequences fill the GPUs beside
+/// long ones; and one split that fills each micro-batch's memory before opening the next.
+/// Splits that coincide are packed once. The plans of the cheap baselines (Megatron's
 /// dynamic CP, every static degree, the best single degree) are candidates too: their splits fill
 /// memory where ours fragment, and their groups seed the packing. Each micro-batch is packed by
 /// `GroupPacker`; the plan with the least step time wins, so flexsp is never slower than a
@@ -63,14 +64,26 @@ public struct FlexSPSolver: Sendable {
         let last = min(minimum + extraMicroBatches, k)
 
         var candidates: [Candidate] = []
+        // Splits often coincide (the interleaved split at every M, the filled one): each is
+        // packed once, the first time it comes.
+        var seen = Set<[[Int]]>()
+        func add(_ split: [[Int]]) {
+            let candidate = Candidate(split: split)
+            if seen.insert(candidate.split).inserted { candidates.append(candidate) }
+        }
         let balanced = MicroBatchSplit.timeBalanced(figures, maxCount: last)
         let chunks = Blaster.chunks(lengths: batch.lengths, counts: first ... last)
         for m in first ... last {
-            candidates.append(Candidate(split: chunks[m - first].map { Array($0) }))
-            if let split = balanced[m] { candidates.append(Candidate(split: split.map { Array($0) })) }
-            if let split = MicroBatchSplit.interleaved(figures, count: m) { candidates.append(Candidate(split: split)) }
+            add(chunks[m - first].map { Array($0) })
+            if let split = balanced[m] { add(split.map { Array($0) }) }
+            // At the fewest micro-batches, where a node-sized sequence's micro-batch fills the
+            // memory beside it, also the memory-aware estimate's split.
+            if m == first, let split = MicroBatchSplit.timeBalanced(figures, maxCount: first, memory: true)[first] {
+                add(split.map { Array($0) })
+            }
+            if let split = MicroBatchSplit.interleaved(figures, count: m) { add(split) }
         }
-        if let split = MicroBatchSplit.filled(figures) { candidates.append(Candidate(split: split.map { Array($0) })) }
+        if let split = MicroBatchSplit.filled(figures) { add(split.map { Array($0) }) }
         if degrees == nil { candidates += await Self.seeds(batch, threads: threads) }
         // Front-loaded: the first micro-batch takes the batch's shortest sequences, from the
         // last micro-batch on, until it holds a share of the room left to what a micro-batch
