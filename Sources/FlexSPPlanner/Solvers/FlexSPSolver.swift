@@ -73,12 +73,13 @@ public struct FlexSPSolver: Sendable {
         }
         let balanced = MicroBatchSplit.timeBalanced(figures, maxCount: last)
         let chunks = Blaster.chunks(lengths: batch.lengths, counts: first ... last)
+        let memoryBalanced = MicroBatchSplit.timeBalanced(figures, maxCount: first, memory: true)[first]
         for m in first ... last {
             add(chunks[m - first].map { Array($0) })
             if let split = balanced[m] { add(split.map { Array($0) }) }
             // At the fewest micro-batches, where a node-sized sequence's micro-batch fills the
             // memory beside it, also the memory-aware estimate's split.
-            if m == first, let split = MicroBatchSplit.timeBalanced(figures, maxCount: first, memory: true)[first] {
+            if m == first, let split = memoryBalanced {
                 add(split.map { Array($0) })
             }
             if let split = MicroBatchSplit.interleaved(figures, count: m) { add(split) }
@@ -89,10 +90,12 @@ public struct FlexSPSolver: Sendable {
         // last micro-batch on, until it holds a share of the room left to what a micro-batch
         // can hold. A step is a sum of makespans, so balance is not the goal, and larger groups
         // hold more tokens per GPU than the degree-1 groups short sequences get. Only for a few
-        // micro-batches, where one is a large share of the step (measured: M = 2 gains).
+        // micro-batches, where one is a large share of the step (measured: M = 2 gains). From
+        // the time-balanced splits (both estimates) and the token-balanced chunks.
         var front: [Candidate] = []
         if degrees == nil, first <= Self.frontLoadedUpTo {
-            for base in [balanced[first]?.map { Array($0) }, chunks[0].map { Array($0) }] {
+            for base in [balanced[first]?.map { Array($0) }, chunks[0].map { Array($0) },
+                         memoryBalanced == balanced[first] ? nil : memoryBalanced?.map { Array($0) }] {
                 guard let base, base.count > 1 else { continue }
                 for share in [0.15, 0.3, 0.45] {
                     front.append(Candidate(split: MicroBatchSplit.frontLoaded(base, lengths: batch.lengths, capacity: capacity, share: share)))
