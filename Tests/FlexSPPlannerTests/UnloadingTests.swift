@@ -7,7 +7,7 @@ import Testing
 @Suite struct UnloadingTests {
     let model = try! CostModel.preset(model: "gpt-7b", cluster: "a100-40g-8x8", maxContext: 393_216, worldSize: 8)
 
-    @Test func aShortSequenceLeavesTheLongOnesGroupForAnIdleMicroBatch() throws {
+    @Test func aShortSequenceLeavesTheLongOnesGroupForAnIdleMicroBatch() async throws {
         // Batch order, longest first: 0 needs all 8 GPUs; 2 rides with it. Micro-batch 1 is set
         // by its 3,000-token group; its 1,000-token groups have the time to take sequence 2.
         #expect(model.minimumDegree(length: 20_000) == 8)
@@ -18,14 +18,14 @@ import Testing
         ])
         let packer = GroupPacker(model: model, degrees: model.degrees)
         let step = { (s: Schedule) in s.stepTime(model: model) { lengths[$0] } }
-        let unloaded = FlexSPSolver.unload(schedule, packer: packer, lengths: lengths)
+        let unloaded = await FlexSPSolver.unload(schedule, packer: packer, lengths: lengths, threads: 2)
         #expect(step(unloaded) < step(schedule) - 1e-6)
         #expect(unloaded.microBatches[0] == [.init(degree: 8, members: [0])])
         #expect(unloaded.microBatches.flatMap { $0.flatMap(\.members) }.sorted() == Array(0 ..< 10))
         #expect(unloaded.microBatches.allSatisfy { $0.reduce(0) { $0 + $1.degree } <= 8 })
     }
 
-    @Test func aMoveThatDoesNotHelpIsNotMade() throws {
+    @Test func aMoveThatDoesNotHelpIsNotMade() async throws {
         // Micro-batch 1 is full to its memory: it cannot take sequence 1, so the plan stays.
         let capacity = model.tokenCapacity(degree: 1)
         let lengths = [20_000, 2_000] + [Int](repeating: capacity, count: 8)
@@ -34,6 +34,6 @@ import Testing
             (2 ..< 10).map { .init(degree: 1, members: [$0]) },
         ])
         let packer = GroupPacker(model: model, degrees: model.degrees)
-        #expect(FlexSPSolver.unload(schedule, packer: packer, lengths: lengths) == schedule)
+        #expect(await FlexSPSolver.unload(schedule, packer: packer, lengths: lengths, threads: 2) == schedule)
     }
 }

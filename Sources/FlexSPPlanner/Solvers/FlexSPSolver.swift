@@ -126,7 +126,7 @@ public struct FlexSPSolver: Sendable {
             // Unloading only where the cluster is packed whole: with block packing its quick
             // packings cost 9% more solve time at 16,384 sequences on 4,096 GPUs, for no gain.
             guard degrees == nil, packer.blockPacker() == nil else { return plan }
-            return Self.unload(plan, packer: packer, lengths: batch.lengths)
+            return await Self.unload(plan, packer: packer, lengths: batch.lengths, threads: threads)
         }
         // Fragmentation can defeat every split in the range; add micro-batches (a quarter more
         // each time) until one fits.
