@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import math
 import os
 import re
 import statistics
@@ -210,6 +209,10 @@ def worker(args: argparse.Namespace) -> None:
     degrees = [d for d in profiled.degrees if d > 1]
     strategies = ["flexsp", "flexsp+cal", "batch-ada", "static:1", *(f"static:{d}" for d in degrees), "repeat"]
 
+    # flexsp+cal's calibration probe: the strategy of its next plan when a degree lacks samples
+    # (flexsp.calibrate.Calibrator.probe), as a training run asks for it.
+    probe: dict[str, str | None] = {"next": None, "used": None}
+
     def plan_of(strategy: str, lengths: list[int], flexsp_plan):
         plan = None
         if rank == 0:
@@ -217,7 +220,13 @@ def worker(args: argparse.Namespace) -> None:
                 plan = flexsp_plan
             else:
                 model_used = calibrator.model if strategy == "flexsp+cal" else profiled
-                plan = planner.plan(lengths, strategy.removesuffix("+cal"), model_used, degree_problem)
+                asked = strategy.removesuffix("+cal")
+                if strategy == "flexsp+cal":
+                    nxt = probe["next"]
+                    fits = nxt is not None and model_used.fits(max(lengths), int(nxt.removeprefix("static:")))
+                    asked = nxt if fits else asked
+                    probe["used"] = nxt if fits else None
+                plan = planner.plan(lengths, asked, model_used, degree_problem)
         plan, _ = broadcast_plan(plan, strategy)
         return plan
 
@@ -234,8 +243,10 @@ def worker(args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             calibrator.observe(timings)
             refit = calibrator.refit()
+            probe["next"] = calibrator.probe()
             refit_ms = (time.perf_counter() - t0) * 1e3
         return {"strategy": strategy, "batch": step, "plan": plan, "step_ms": step_ms,
+                "probe": probe["used"] if strategy == "flexsp+cal" else None,
                 "micro_batches": [{"shape": mb.shape(), "measured_ms": mb.measured_ms,
                                    "est_profiled_ms": mb.est_ms, "est_calibrated_ms": cal.est_ms,
                                    "critical_degree": max(mb.groups, key=lambda g: g.est_ms).degree,
@@ -343,6 +354,10 @@ def print_report(out: Path, world_size: int) -> None:
     if trajectory:
         lines.append("calibration phase, estimate error of each flexsp+cal step: "
                      + " ".join(f"{100 * e:.0f}%" for e in trajectory))
+    cal_steps = [r for r in results.get("calibration", []) + records if r["strategy"] == "flexsp+cal"]
+    probes = [f"{r['probe']} (batch {r['batch']})" for r in cal_steps if r.get("probe")]
+    lines.append(f"calibration probes: {len(probes)} of {len(cal_steps)} flexsp+cal steps"
+                 + (f": {', '.join(probes)}" if probes else ""))
     refits = [r["refit_ms"] for r in records if r["refit_ms"] is not None]
     if refits:
         lines.append(f"refit time per step: mean {statistics.mean(refits):.1f} ms")

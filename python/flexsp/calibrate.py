@@ -21,6 +21,10 @@ weighted (a sample far off pulls with a bounded force); a prior keeps each coeff
 current value where the window says little (a degree no recent plan used keeps its figure); and
 each refit moves a coefficient by at most `max_change` of its scale. Every refit is logged.
 
+The refit learns only from the plans it is shown, and a degree the planner avoids is one it
+cannot correct; so now and then (`probe`) it asks for one step at `static:d` for a degree d the
+window has too few micro-batches of.
+
 The scale of c_d is at least alpha2's: c_d is where everything degree d adds per token goes
 (at world 2, fitted on all strategies' steps: 2-8 times the all-to-all the profiler times
 alone), and held to its own small figure it could not move (benchmarks/runtime/
@@ -180,13 +184,38 @@ class Calibrator:
 
     def __init__(self, model: CostModel, window: int = 48, max_change: float = 0.25,
                  prior: float = 1.0, huber: float = 0.05, min_samples: int = 4,
-                 half_life: float = 6.0) -> None:
+                 half_life: float = 6.0, probe_below: int = 2, probe_every: int = 8) -> None:
         self.model = model
         self.window, self.max_change, self.prior = window, max_change, prior
         self.half_life = half_life
         self.huber, self.min_samples = huber, min_samples
+        self.probe_below, self.probe_every = probe_below, probe_every
         self.samples: list[Sample] = []
         self.refits = 0
+        self.since_probe = probe_every  # the first probe may come as soon as the window fills
+
+    def probe(self) -> str | None:
+        """The strategy of the next plan asked for: `static:d` when degree d is one the model
+        plans with but fewer than `probe_below` micro-batches of the window ran a group at it
+        (the smallest such d), at most one step in `probe_every`; else None (the job's own).
+
+        Why: the refit can only correct the degrees the planner's own plans use, and a degree
+        the profiled model misprices low or high is one they keep avoiding or overusing
+        (measured: degree 2 stayed 6% low at world 2 with one degree-2 micro-batch in 16).
+        A probe step costs what a static plan costs over the planner's (0-12% here, one step
+        in `probe_every` at most, and none once every degree is sampled).
+        """
+        self.since_probe += 1
+        if self.probe_every <= 0 or self.since_probe < self.probe_every or len(self.samples) < self.min_samples:
+            return None
+        for degree in comm_degrees(self.model):
+            seen = sum(any(g[0] == degree for g in s.groups) for s in self.samples)
+            if seen < self.probe_below:
+                self.since_probe = 0
+                log.info("calibration: %d micro-batches of the window ran at degree %d; the next "
+                         "plan asked for is static:%d", seen, degree, degree)
+                return f"static:{degree}"
+        return None
 
     def observe(self, timings: Sequence[MicroBatchTiming]) -> None:
         """Adds a step's measured micro-batches; non-finite or non-positive times are dropped."""
@@ -258,7 +287,7 @@ class Calibrator:
 
     def state(self) -> dict:
         return {"cost_model": self.model.to_document(), "refits": self.refits,
-                "samples": [s.to_json() for s in self.samples]}
+                "since_probe": self.since_probe, "samples": [s.to_json() for s in self.samples]}
 
     def load_state(self, state: dict) -> None:
         model = CostModel.from_document(state["cost_model"])
@@ -269,6 +298,7 @@ class Calibrator:
                                  f"{getattr(model, key)!r}, this job's {getattr(self.model, key)!r}")
         self.model = model
         self.refits = int(state["refits"])
+        self.since_probe = int(state.get("since_probe", self.probe_every))
         self.samples = [Sample.from_json(s) for s in state["samples"]][-self.window:]
 
 
@@ -312,8 +342,11 @@ def calibrate_step(calibrator: Calibrator, plan_source: PlanSource, plan: Plan,
         refit = None
     if refit is not None:
         plan_source.set_cost_model(calibrator.model)
+    probe = calibrator.probe()
+    plan_source.set_strategy(probe)
     return {"refit_ms": (time.perf_counter() - t0) * 1e3,
-            "calibration": refit.describe() if refit is not None else None}
+            "calibration": refit.describe() if refit is not None else None,
+            **({"probe": probe} if probe else {})}
 
 
 def calibration_documents(calibrator: Calibrator | None, plan_source: PlanSource | None,
@@ -323,7 +356,9 @@ def calibration_documents(calibrator: Calibrator | None, plan_source: PlanSource
     if calibrator is None:
         return None
     asked = plan_source.pending.get(steps_done, plan_source.planning_model)
-    return {"calibration": {**calibrator.state(), "next_request_cost_model": asked.to_document()}}
+    return {"calibration": {**calibrator.state(), "next_request_cost_model": asked.to_document(),
+                            "next_request_strategy": plan_source.pending_strategy.get(steps_done),
+                            "probe_strategy": plan_source.strategy}}
 
 
 def restore_calibration(checkpoint: Path, calibrator: Calibrator, plan_source: PlanSource,
@@ -336,9 +371,14 @@ def restore_calibration(checkpoint: Path, calibrator: Calibrator, plan_source: P
         state = json.loads(path.read_text())
         calibrator.load_state(state)
         asked = CostModel.from_document(state["next_request_cost_model"])
+        asked_strategy, probe = state.get("next_request_strategy"), state.get("probe_strategy")
+        for name, value in (("next_request_strategy", asked_strategy), ("probe_strategy", probe)):
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{name} must be a strategy name or null, found {value!r}")
     except (ValueError, KeyError, TypeError) as error:
         raise SystemExit(f"flexsp.train: --resume: {path}: {error}") from None
     plan_source.set_cost_model(calibrator.model)
+    plan_source.set_strategy(probe)
     if next_lengths is not None:  # the next batch's plan, asked as the interrupted run asked it
-        plan_source.request(steps_done, next_lengths, asked)
+        plan_source.request(steps_done, next_lengths, asked, asked_strategy)
     log.info("calibration restored from %s (%d refits)", path, calibrator.refits)

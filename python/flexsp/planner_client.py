@@ -185,6 +185,10 @@ class PlanSource:
         self.command = command
         self.process: PlannerProcess | None = None
         self.pending: dict[int, CostModel] = {}  # step -> the cost model its plan was asked for
+        # The strategy plans are asked for with, when not the planner's own (a calibration probe:
+        # `set_strategy`), and what each pending step was asked with.
+        self.strategy: str | None = None
+        self.pending_strategy: dict[int, str | None] = {}
         if command is None:
             log.warning("planner: no flexsp binary (set FLEXSP_BIN or build .build/release/flexsp);"
                         " every step uses the runtime's fallback plan")
@@ -205,9 +209,15 @@ class PlanSource:
         was asked for."""
         self.planning_model = cost_model
 
-    def request(self, step: int, lengths: list[int], cost_model: CostModel | None = None) -> None:
-        """Asks for the plan of batch `step` now (with `cost_model`, else the planning model);
-        `plan_for(step)` collects it later."""
+    def set_strategy(self, strategy: str | None) -> None:
+        """Plans asked for from now on use `strategy` (None: the one the planner was started
+        with); flexsp.calibrate asks for `static:d` now and then to sample degree d."""
+        self.strategy = strategy
+
+    def request(self, step: int, lengths: list[int], cost_model: CostModel | None = None,
+                strategy: str | None = None) -> None:
+        """Asks for the plan of batch `step` now (with `cost_model`, else the planning model,
+        and `strategy`, else the current one); `plan_for(step)` collects it later."""
         if self.process is None:
             return
         if not self.process.alive:
@@ -215,10 +225,17 @@ class PlanSource:
             if self.process is None:
                 return
         model = cost_model or self.planning_model
-        fields = {"cost_model": model.to_document()} if model != self.cost_model else None
+        strategy = strategy or self.strategy
+        if strategy is not None and strategy.startswith("static:") and lengths and not model.fits(
+                max(lengths), int(strategy.removeprefix("static:"))):
+            strategy = None  # a probe's degree this batch's longest sequence does not fit: skip it
+        fields = {"cost_model": model.to_document()} if model != self.cost_model else {}
+        if strategy is not None:
+            fields["strategy"] = strategy
         try:
-            self.process.send(step, lengths, fields)
+            self.process.send(step, lengths, fields or None)
             self.pending[step] = model
+            self.pending_strategy[step] = strategy
         except PlannerError as error:
             self._planner_failed(error)
 
@@ -241,6 +258,7 @@ class PlanSource:
         if self.process is None or step not in self.pending:
             raise PlannerError("no planner")
         model = self.pending.pop(step)
+        self.pending_strategy.pop(step, None)
         try:
             reply = self.process.receive(step, self.timeout_s)
         except PlannerError as error:
@@ -259,6 +277,7 @@ class PlanSource:
         if self.process is not None:
             self.process.close()
         self.pending.clear()
+        self.pending_strategy.clear()
         if self.restarts_left > 0:
             self.restarts_left -= 1
             log.warning("%s; restarting the planner (%d restart(s) left)", error, self.restarts_left)

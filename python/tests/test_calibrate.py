@@ -190,3 +190,25 @@ def test_a_degree_slowdown_seen_on_few_samples_is_learned():
     calibrator.refit()
     for timings in by_degree.values():
         assert abs(signed_error(calibrator.model, timings) - signed_error(settled, timings)) < 0.01
+
+
+def test_a_degree_the_plans_avoid_is_probed_now_and_then():
+    # World 2: only <1,1> micro-batches in the window, so degree 2 is asked for (static:2), at
+    # most one step in probe_every, never before the window holds min_samples, and no more
+    # once degree 2 has probe_below micro-batches; the counter survives a checkpoint.
+    rng = random.Random(5)
+    calibrator = Calibrator(WORLD2, probe_every=4, probe_below=2, min_samples=4)
+    asked = []
+    for step in range(12):
+        calibrator.observe([world2_micro_batch(rng, step, degree2=False)])
+        asked.append(calibrator.probe())
+    assert asked[:3] == [None, None, None]          # fewer than min_samples
+    assert asked[3] == "static:2"
+    assert asked[4:7] == [None, None, None] and asked[7] == "static:2"
+    restored = Calibrator(WORLD2, probe_every=4, probe_below=2, min_samples=4)
+    restored.load_state(calibrator.state())
+    assert restored.since_probe == calibrator.since_probe
+    for step in range(2):
+        calibrator.observe([world2_micro_batch(rng, 20 + step, degree2=True)])
+    assert [calibrator.probe() for _ in range(8)] == [None] * 8
+    assert Calibrator(WORLD2, probe_every=0).probe() is None

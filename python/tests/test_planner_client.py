@@ -184,3 +184,26 @@ def test_real_planner_through_the_client(real_planner, tiny_cost_model):
             assert check_plan(plan, tiny_cost_model, lengths) == plan
     finally:
         source.close()
+
+
+def test_a_probe_strategy_is_asked_for_and_skipped_where_its_degree_cannot_hold_the_batch(
+        real_planner, tiny_cost_model):
+    # The calibrator's probe (static:2) reaches the real planner: every group at degree 2;
+    # a batch whose longest sequence (7,000 tokens) only degree 4 holds is planned as usual.
+    source = PlanSource(TINY_COST_MODEL, tiny_cost_model, 4, binary=real_planner)
+    try:
+        source.set_strategy("static:2")
+        source.request(0, BATCHES[0])
+        plan, where = source.plan_for(0, BATCHES[0])
+        assert where == "planner"
+        assert {g.degree for mb in plan.micro_batches for g in mb.groups} == {2}
+        source.request(1, [7000, 100])
+        assert source.pending_strategy[1] is None
+        plan, where = source.plan_for(1, [7000, 100])
+        assert where == "planner" and 4 in {g.degree for mb in plan.micro_batches for g in mb.groups}
+        source.set_strategy(None)
+        source.request(2, BATCHES[0])
+        assert source.pending_strategy[2] is None
+        assert source.plan_for(2, BATCHES[0])[1] == "planner"
+    finally:
+        source.close()
