@@ -45,10 +45,14 @@ enum Parallel {
     @TaskLocal static var budget: Budget?
 
     /// Runs `body` with a budget of `threads` for the maps inside it; under an enclosing budget
-    /// (a solver called by another) that one stays, so nesting never adds threads.
-    static func withThreads<T: Sendable>(_ threads: Int, _ body: () async -> T) async -> T {
-        if budget != nil { return await body() }
-        return await $budget.withValue(Budget(threads: threads)) { await body() }
+    /// (a solver called by another) that one stays, so nesting never adds threads. `body`'s
+    /// typed error passes through (the task-local scope itself only rethrows untyped errors).
+    static func withThreads<T: Sendable, E: Error>(_ threads: Int, _ body: () async throws(E) -> T) async throws(E) -> T {
+        if budget != nil { return try await body() }
+        let result = await $budget.withValue(Budget(threads: threads)) { () async -> Result<T, E> in
+            do throws(E) { return .success(try await body()) } catch { return .failure(error) }
+        }
+        return try result.get()
     }
 
     /// `body(0) ... body(count - 1)`: on the calling task, plus a helper task for each thread of

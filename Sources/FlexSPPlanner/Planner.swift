@@ -54,10 +54,7 @@ public struct Planner: Sendable {
     ///
     /// - Throws: the strategy's `PlanningError` when it finds no valid plan.
     public func plan(_ batch: Batch, strategy: Strategy) async throws(PlanningError) -> Plan {
-        let result = await Parallel.withThreads(threads) { () async -> Result<Plan, PlanningError> in
-            do throws(PlanningError) { return .success(try await planWithinBudget(batch, strategy: strategy)) } catch { return .failure(error) }
-        }
-        return try result.get()
+        try await Parallel.withThreads(threads) { () async throws(PlanningError) in try await planWithinBudget(batch, strategy: strategy) }
     }
 
     private func planWithinBudget(_ batch: Batch, strategy: Strategy) async throws(PlanningError) -> Plan {

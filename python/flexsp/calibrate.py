@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -373,8 +374,8 @@ def restore_calibration(checkpoint: Path, calibrator: Calibrator, plan_source: P
         asked = CostModel.from_document(state["next_request_cost_model"])
         asked_strategy, probe = state.get("next_request_strategy"), state.get("probe_strategy")
         for name, value in (("next_request_strategy", asked_strategy), ("probe_strategy", probe)):
-            if value is not None and not isinstance(value, str):
-                raise ValueError(f"{name} must be a strategy name or null, found {value!r}")
+            if value is not None and not (isinstance(value, str) and re.fullmatch(r"static:[1-9][0-9]{0,6}", value)):
+                raise ValueError(f"{name} must be a probe (static:<degree>) or null, found {value!r}")
     except (ValueError, KeyError, TypeError) as error:
         raise SystemExit(f"flexsp.train: --resume: {path}: {error}") from None
     plan_source.set_cost_model(calibrator.model)

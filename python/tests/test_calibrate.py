@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import replace
 
@@ -212,3 +213,14 @@ def test_a_degree_the_plans_avoid_is_probed_now_and_then():
         calibrator.observe([world2_micro_batch(rng, 20 + step, degree2=True)])
     assert [calibrator.probe() for _ in range(8)] == [None] * 8
     assert Calibrator(WORLD2, probe_every=0).probe() is None
+
+
+def test_a_damaged_probe_in_a_checkpoint_is_refused_naming_the_file(tmp_path):
+    from flexsp.calibrate import restore_calibration
+    calibrator = Calibrator(WORLD2)
+    state = {**calibrator.state(), "next_request_cost_model": WORLD2.to_document(),
+             "next_request_strategy": None, "probe_strategy": "static:x"}
+    (tmp_path / "calibration.json").write_text(json.dumps(state))
+    with pytest.raises(SystemExit, match=r"calibration.json: probe_strategy must be a probe"):
+        restore_calibration(tmp_path, Calibrator(WORLD2), plan_source=None, steps_done=3,
+                            next_lengths=None)

@@ -105,22 +105,22 @@ def test_a_template_that_rewrites_history_is_refused_without_markers(tokenizer):
     template = ("{% for m in messages %}{% if m['role'] == 'assistant' and not loop.last %}"
                 "[earlier]{% else %}{{ m['role'] }}: {{ m['content'] }}{% endif %}"
                 "{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}")
-    tokenizer.chat_template = template
-    try:
-        with pytest.raises(ChatError, match="x:3: the chat template renders message 3 "
-                                            "differently once later turns follow"):
-            ChatEncoder(tokenizer, template).encode([Conversation(CONVERSATION, "x:3")])
-    finally:
-        tokenizer.chat_template = TEMPLATE.read_text()
+    assert_refused(tokenizer, template, "x:3", "x:3: the chat template renders message 3 "
+                                               "differently once later turns follow")
 
 
 def test_a_template_error_names_the_record(tokenizer):
-    template = "{{ raise_exception('roles must alternate') }}"
+    assert_refused(tokenizer, "{{ raise_exception('roles must alternate') }}", "x:9",
+                   "x:9: the chat template cannot render this conversation .*roles must alternate")
+
+
+def assert_refused(tokenizer, template: str, where: str, message: str) -> None:
+    """Encoding CONVERSATION (from `where`) under `template` fails with `message`; the
+    tokenizer gets the bundled template back."""
     tokenizer.chat_template = template
     try:
-        with pytest.raises(ChatError, match="x:9: the chat template cannot render this "
-                                            "conversation .*roles must alternate"):
-            ChatEncoder(tokenizer, template).encode([Conversation(CONVERSATION, "x:9")])
+        with pytest.raises(ChatError, match=message):
+            ChatEncoder(tokenizer, template).encode([Conversation(CONVERSATION, where)])
     finally:
         tokenizer.chat_template = TEMPLATE.read_text()
 

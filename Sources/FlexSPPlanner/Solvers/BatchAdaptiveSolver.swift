@@ -16,10 +16,7 @@ public struct BatchAdaptiveSolver: Sendable {
     /// The plan as groups of batch indices, per micro-batch. Degrees are tried in order of
     /// their lower bound; one whose bound is no better than the best plan so far is skipped.
     func schedule(_ batch: Batch) async throws(PlanningError) -> Schedule {
-        let result = await Parallel.withThreads(threads) { () async -> Result<Schedule, PlanningError> in
-            do throws(PlanningError) { return .success(try await bestDegree(batch)) } catch { return .failure(error) }
-        }
-        return try result.get()
+        try await Parallel.withThreads(threads) { () async throws(PlanningError) in try await bestDegree(batch) }
     }
 
     private func bestDegree(_ batch: Batch) async throws(PlanningError) -> Schedule {

@@ -49,10 +49,7 @@ public struct FlexSPSolver: Sendable {
     /// The plan as groups of batch indices, per micro-batch, on at most `threads` threads (or
     /// the enclosing plan's budget: `Parallel.withThreads`).
     func schedule(_ batch: Batch) async throws(PlanningError) -> Schedule {
-        let result = await Parallel.withThreads(threads) { () async -> Result<Schedule, PlanningError> in
-            do throws(PlanningError) { return .success(try await search(batch)) } catch { return .failure(error) }
-        }
-        return try result.get()
+        try await Parallel.withThreads(threads) { () async throws(PlanningError) in try await search(batch) }
     }
 
     /// The fastest plan found over the candidate splits and seeds.
