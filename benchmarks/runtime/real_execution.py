@@ -165,7 +165,7 @@ def worker(args: argparse.Namespace) -> None:
     import torch
     import torch.distributed as dist
     from flexsp.attention import check_degree
-    from flexsp.calibrate import Calibrator, micro_batch_timings
+    from flexsp.calibrate import Calibrator, micro_batch_timings, probe_for
     from flexsp.config import load_config
     from flexsp.cost_model import CostModel
     from flexsp.data import build_dataset
@@ -222,10 +222,8 @@ def worker(args: argparse.Namespace) -> None:
                 model_used = calibrator.model if strategy == "flexsp+cal" else profiled
                 asked = strategy.removesuffix("+cal")
                 if strategy == "flexsp+cal":
-                    nxt = probe["next"]
-                    fits = nxt is not None and model_used.fits(max(lengths), int(nxt.removeprefix("static:")))
-                    asked = nxt if fits else asked
-                    probe["used"] = nxt if fits else None
+                    probe["used"] = probe_for(probe["next"], model_used, lengths)
+                    asked = probe["used"] or asked
                 plan = planner.plan(lengths, asked, model_used, degree_problem)
         plan, _ = broadcast_plan(plan, strategy)
         return plan

@@ -328,6 +328,14 @@ def nonnegative_lstsq(features: np.ndarray, target: np.ndarray) -> np.ndarray:
     return x
 
 
+def probe_for(strategy: str | None, model: CostModel, lengths: list[int]) -> str | None:
+    """`strategy` when it is not a probe or the batch fits the probe's degree; else None (a
+    probe at a degree this batch's longest sequence does not fit is skipped)."""
+    if strategy is None or not strategy.startswith("static:") or not lengths:
+        return strategy
+    return strategy if model.fits(max(lengths), int(strategy.removeprefix("static:"))) else None
+
+
 # The training loop's side of calibration: refit between steps, keep it in checkpoints.
 
 def calibrate_step(calibrator: Calibrator, plan_source: PlanSource, plan: Plan,

@@ -34,6 +34,7 @@ from typing import Callable
 
 import torch.distributed as dist
 
+from flexsp.calibrate import probe_for
 from flexsp.contract import ContractError, loads_strict
 from flexsp.cost_model import CostModel
 from flexsp.plan import Plan, PlanError, check_plan, fallback_plan
@@ -225,10 +226,7 @@ class PlanSource:
             if self.process is None:
                 return
         model = cost_model or self.planning_model
-        strategy = strategy or self.strategy
-        if strategy is not None and strategy.startswith("static:") and lengths and not model.fits(
-                max(lengths), int(strategy.removeprefix("static:"))):
-            strategy = None  # a probe's degree this batch's longest sequence does not fit: skip it
+        strategy = probe_for(strategy or self.strategy, model, lengths)
         fields = {"cost_model": model.to_document()} if model != self.cost_model else {}
         if strategy is not None:
             fields["strategy"] = strategy
