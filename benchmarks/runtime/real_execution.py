@@ -18,8 +18,10 @@ load on this shared machine hits them alike (only paired comparisons mean anythi
   repeat       flexsp's plan of the batch run a second time: the machine's own noise.
 Every step records each micro-batch's forward+backward on every rank; a micro-batch's measured
 time is its slowest rank's. Printed: mean step per strategy with spread, per-batch winners,
-flexsp+cal against the best static plan per batch, the noise, and the estimate error per plan
-shape and per degree for the profiled and the calibrated model.
+flexsp+cal against the best static plan per batch, the noise (and what it alone scores: repeat
+against the best static plan), and the estimate error per plan shape and per degree for the
+profiled and the calibrated model; per degree also its standard error, and a control: the same
+calibrator replayed offline on the run fed every strategy's steps, not only flexsp+cal's own.
 
 World 1 with --versus-transformers: the runtime's tokens/s against a plain transformers loop
 (one sequence at a time, transformers' own SDPA attention) on the same batches, weights and
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import math
 import os
 import re
 import statistics
@@ -297,7 +300,8 @@ def worker(args: argparse.Namespace) -> None:
         Path(args.out, f"results-w{world_size}.json").write_text(json.dumps(
             {"strategies": strategies, "records": saved(records), "calibration": saved(calibration),
              "trajectory": trajectory,
-             "batch": args.batch, "cost_model": calibrator.model.to_document()}, indent=1) + "\n")
+             "batch": args.batch, "cost_model": calibrator.model.to_document(),
+             "profiled_cost_model": profiled.to_document()}, indent=1) + "\n")
         print_report(Path(args.out), world_size)
     dist.destroy_process_group()
 
@@ -326,8 +330,10 @@ def print_report(out: Path, world_size: int) -> None:
                      f"{statistics.mean(est[s]):.0f} | {winners.count(s) if s in compared else '-'} |")
     noise = [abs(a / b - 1) for a, b in zip(step["repeat"], step["flexsp"])]
     lines += ["", f"noise (the same plan twice, paired): mean {100 * statistics.mean(noise):.1f}%, "
-                  f"max {100 * max(noise):.1f}% step-to-step"]
-    for name in ("flexsp+cal", "flexsp"):
+                  f"max {100 * max(noise):.1f}% step-to-step; more than 3% apart on "
+                  f"{sum(x > 0.03 for x in noise)} of {batches} batches"]
+    # repeat: flexsp's plan run again, so its count below is what noise alone scores.
+    for name in ("flexsp+cal", "flexsp", "repeat"):
         ratios = [step[name][b] / min(step[s][b] for s in statics) for b in range(batches)]
         lines.append(f"{name} / best static per batch: " + " ".join(f"{r:.2f}" for r in ratios)
                      + f" ({sum(r > 1.03 for r in ratios)} of {batches} slower by more than 3%)")
@@ -349,6 +355,7 @@ def print_report(out: Path, world_size: int) -> None:
         items = [m for m in micro if m["critical_degree"] == degree]
         lines.append(f"| critical degree {degree} | {len(items)} | {errors(items, 'est_profiled_ms')} | "
                      f"{errors(items, 'est_calibrated_ms')} |")
+    lines += degree_noise_lines(results, micro, out, world_size)
     if trajectory:
         lines.append("calibration phase, estimate error of each flexsp+cal step: "
                      + " ".join(f"{100 * e:.0f}%" for e in trajectory))
@@ -367,6 +374,45 @@ def print_report(out: Path, world_size: int) -> None:
     text = "\n".join(lines)
     print(text, flush=True)
     (out / f"table-w{world_size}.md").write_text(text + "\n")
+
+
+def degree_noise_lines(results: dict, micro: list[dict], out: Path, world_size: int) -> list[str]:
+    """How far from zero each degree's mean signed error can be by noise alone: its standard
+    error; and a control, the same calibrator replayed offline on this run fed every strategy's
+    steps instead of flexsp+cal's own (what it would learn with samples of every degree)."""
+    import logging
+    from flexsp.calibrate import Calibrator, GroupTiming, MicroBatchTiming, group_ms
+    from flexsp.cost_model import CostModel
+    profiled = results.get("profiled_cost_model")
+    path = out / f"costmodel-w{world_size}.json"
+    if profiled is None and not path.is_file():
+        return []
+    calibrator = Calibrator(CostModel.from_document(profiled) if profiled else CostModel.load(path))
+    control: dict[int, list[float]] = {}
+    quiet = logging.getLogger("flexsp.calibrate")
+    level, quiet.level = quiet.level, logging.WARNING  # the replay's refits are not this run's
+    for phase, items in (("calibration", results.get("calibration", [])), ("timed", results["records"])):
+        for record in items:
+            timings = [MicroBatchTiming(m, 0.0, mb["measured_ms"], tuple(
+                GroupTiming(m, g[0], 0, g[1], g[2], g[3], 0.0, mb["measured_ms"]) for g in mb["groups"]))
+                for m, mb in enumerate(record["micro_batches"])]
+            if phase == "timed":
+                for mb, timing in zip(record["micro_batches"], timings):
+                    estimate = max(group_ms(calibrator.model, g.degree, g.tokens, g.sum_squares)
+                                   for g in timing.groups)
+                    control.setdefault(mb["critical_degree"], []).append(estimate / mb["measured_ms"] - 1)
+            if record["strategy"] != "repeat":
+                calibrator.observe(timings)
+                calibrator.refit()
+    quiet.setLevel(level)
+    lines = []
+    for degree in sorted(control):
+        errors = [m["est_calibrated_ms"] / m["measured_ms"] - 1 for m in micro if m["critical_degree"] == degree]
+        se = statistics.stdev(errors) / len(errors) ** 0.5 if len(errors) > 1 else math.nan
+        lines.append(f"critical degree {degree}: calibrated signed {100 * statistics.mean(errors):+.1f}% "
+                     f"(standard error {100 * se:.1f}%); control, calibrated on every strategy's steps: "
+                     f"{100 * statistics.mean(control[degree]):+.1f}%")
+    return lines
 
 
 def versus_transformers(args, config, model, optimizer, pool, dataset, profiled, planner,
@@ -472,6 +518,10 @@ if __name__ == "__main__":
         from flexsp.distributed import exit_now
         exit_now()
     elif arguments.report_only:
+        if not (Path(arguments.out) / f"results-w{arguments.world}.json").is_file():
+            raise SystemExit(f"real_execution: --report-only: no results-w{arguments.world}.json in "
+                             f"{arguments.out} (give the run's --out and --world)")
+        sys.path.insert(0, str(REPO / "python"))
         print_report(Path(arguments.out), arguments.world)
     else:
         sys.path.insert(0, str(REPO / "python"))

@@ -185,15 +185,18 @@ class Calibrator:
 
     def __init__(self, model: CostModel, window: int = 48, max_change: float = 0.25,
                  prior: float = 1.0, huber: float = 0.05, min_samples: int = 4,
-                 half_life: float = 6.0, probe_below: int = 2, probe_every: int = 8) -> None:
+                 half_life: float = 6.0, probe_below: int = 2, probe_every: int = 8,
+                 probe_gap_max: int = 1024) -> None:
         self.model = model
         self.window, self.max_change, self.prior = window, max_change, prior
         self.half_life = half_life
         self.huber, self.min_samples = huber, min_samples
-        self.probe_below, self.probe_every = probe_below, probe_every
+        self.probe_below, self.probe_every, self.probe_gap_max = probe_below, probe_every, probe_gap_max
         self.samples: list[Sample] = []
         self.refits = 0
         self.since_probe = probe_every  # the first probe may come as soon as the window fills
+        self.steps = 0                  # calls of `probe`: one per step
+        self.probed: dict[int, tuple[int, int]] = {}  # degree: (probes so far, step of the last)
 
     def probe(self) -> str | None:
         """The strategy of the next plan asked for: `static:d` when degree d is one the model
@@ -203,18 +206,26 @@ class Calibrator:
         Why: the refit can only correct the degrees the planner's own plans use, and a degree
         the profiled model misprices low or high is one they keep avoiding or overusing
         (measured: degree 2 stayed 6% low at world 2 with one degree-2 micro-batch in 16).
-        A probe step costs what a static plan costs over the planner's (0-12% here, one step
-        in `probe_every` at most, and none once every degree is sampled).
+        A probe step costs what a static plan costs over the planner's (0-12% here). A degree
+        the planner keeps avoiding would be probed one step in `probe_every` for good (its
+        samples leave the window in a few steps): so each further probe of a degree waits twice
+        as long as the one before (`probe_every` * 2^k steps after the k-th, at most
+        `probe_gap_max`): 6 probes in the first 1,000 steps at `probe_every` 8, then one per `probe_gap_max`.
         """
         self.since_probe += 1
+        self.steps += 1
         if self.probe_every <= 0 or self.since_probe < self.probe_every or len(self.samples) < self.min_samples:
             return None
         for degree in comm_degrees(self.model):
             seen = sum(any(g[0] == degree for g in s.groups) for s in self.samples)
-            if seen < self.probe_below:
+            count, last = self.probed.get(degree, (0, 0))
+            gap = min(self.probe_every * 2 ** min(count, 30), max(self.probe_gap_max, self.probe_every))
+            if seen < self.probe_below and (count == 0 or self.steps - last >= gap):
                 self.since_probe = 0
+                self.probed[degree] = (count + 1, self.steps)
                 log.info("calibration: %d micro-batches of the window ran at degree %d; the next "
-                         "plan asked for is static:%d", seen, degree, degree)
+                         "plan asked for is static:%d (probe %d of that degree)", seen, degree, degree,
+                         count + 1)
                 return f"static:{degree}"
         return None
 
@@ -288,7 +299,9 @@ class Calibrator:
 
     def state(self) -> dict:
         return {"cost_model": self.model.to_document(), "refits": self.refits,
-                "since_probe": self.since_probe, "samples": [s.to_json() for s in self.samples]}
+                "since_probe": self.since_probe, "probe_steps": self.steps,
+                "probed": {str(d): list(v) for d, v in self.probed.items()},
+                "samples": [s.to_json() for s in self.samples]}
 
     def load_state(self, state: dict) -> None:
         model = CostModel.from_document(state["cost_model"])
@@ -300,6 +313,8 @@ class Calibrator:
         self.model = model
         self.refits = int(state["refits"])
         self.since_probe = int(state.get("since_probe", self.probe_every))
+        self.steps = int(state.get("probe_steps", 0))
+        self.probed = {int(d): (int(v[0]), int(v[1])) for d, v in state.get("probed", {}).items()}
         self.samples = [Sample.from_json(s) for s in state["samples"]][-self.window:]
 
 

@@ -194,9 +194,9 @@ def test_a_degree_slowdown_seen_on_few_samples_is_learned():
 
 
 def test_a_degree_the_plans_avoid_is_probed_now_and_then():
-    # World 2: only <1,1> micro-batches in the window, so degree 2 is asked for (static:2), at
-    # most one step in probe_every, never before the window holds min_samples, and no more
-    # once degree 2 has probe_below micro-batches; the counter survives a checkpoint.
+    # World 2: only <1,1> micro-batches in the window, so degree 2 is asked for (static:2), never
+    # before the window holds min_samples, each probe twice as long after the one before, and
+    # no more once degree 2 has probe_below micro-batches; the counters survive a checkpoint.
     rng = random.Random(5)
     calibrator = Calibrator(WORLD2, probe_every=4, probe_below=2, min_samples=4)
     asked = []
@@ -205,14 +205,32 @@ def test_a_degree_the_plans_avoid_is_probed_now_and_then():
         asked.append(calibrator.probe())
     assert asked[:3] == [None, None, None]          # fewer than min_samples
     assert asked[3] == "static:2"
-    assert asked[4:7] == [None, None, None] and asked[7] == "static:2"
+    assert asked[4:11] == [None] * 7 and asked[11] == "static:2"   # 8 steps later, not 4
     restored = Calibrator(WORLD2, probe_every=4, probe_below=2, min_samples=4)
-    restored.load_state(calibrator.state())
-    assert restored.since_probe == calibrator.since_probe
+    restored.load_state(json.loads(json.dumps(calibrator.state())))
+    assert (restored.since_probe, restored.steps, restored.probed) == \
+        (calibrator.since_probe, calibrator.steps, calibrator.probed) == (0, 12, {2: (2, 12)})
     for step in range(2):
         calibrator.observe([world2_micro_batch(rng, 20 + step, degree2=True)])
     assert [calibrator.probe() for _ in range(8)] == [None] * 8
     assert Calibrator(WORLD2, probe_every=0).probe() is None
+
+
+def test_probes_of_an_avoided_degree_thin_out_over_a_long_run():
+    # A run whose plans never use degree 2, with a probe's own samples gone from the window by
+    # the next chance to probe (as at 8+ micro-batches a step): without the growing gaps, one
+    # step in probe_every was a probe for good (250 in 2,000 steps); now 8 (at steps 1, 17, 49,
+    # ..., then every probe_gap_max steps).
+    rng = random.Random(6)
+    calibrator = Calibrator(WORLD2, probe_every=8, probe_gap_max=512)
+    calibrator.observe([world2_micro_batch(rng, i, degree2=False) for i in range(4)])
+    probes = []
+    for step in range(1, 2001):
+        if calibrator.probe():
+            probes.append(step)
+        calibrator.observe([world2_micro_batch(rng, step, degree2=False)])
+    assert probes[:6] == [1, 17, 49, 113, 241, 497]
+    assert all(b - a == 512 for a, b in zip(probes[5:], probes[6:])) and probes[6:] == [1009, 1521]
 
 
 def test_a_damaged_probe_in_a_checkpoint_is_refused_naming_the_file(tmp_path):
