@@ -208,7 +208,8 @@ def worker(args: argparse.Namespace) -> None:
                             degree_problem, rank, world_size, device)
         return
 
-    calibrator = Calibrator(profiled)
+    calibrator = Calibrator(profiled, **({"probe_below": args.probe_below} if args.probe_below is not None else {}),
+                            **({"probe_every": args.probe_every} if args.probe_every is not None else {}))
     degrees = [d for d in profiled.degrees if d > 1]
     strategies = ["flexsp", "flexsp+cal", "batch-ada", "static:1", *(f"static:{d}" for d in degrees), "repeat"]
 
@@ -569,6 +570,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cost-model", help="use this cost model instead of profiling one")
     parser.add_argument("--profile-repeats", type=int, default=2)
     parser.add_argument("--no-refit", action="store_true", help="flexsp+cal keeps the profiled model")
+    parser.add_argument("--probe-below", type=int, help="flexsp+cal's Calibrator.probe_below (default: its own)")
+    parser.add_argument("--probe-every", type=int, help="flexsp+cal's Calibrator.probe_every (default: its own)")
     parser.add_argument("--versus-transformers", action="store_true",
                         help="world 1: the runtime against a plain transformers loop")
     parser.add_argument("--out", default=str(REPO / "out" / "bench" / "real-execution"))
