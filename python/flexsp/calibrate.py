@@ -213,8 +213,8 @@ class Calibrator:
         `probe_gap_max`): at the defaults 8 probes of such a degree in the first 1,000
         steps, then one per `probe_gap_max`. The defaults (6 micro-batches, from every second
         step) were measured at world 2 against the earlier 2 and 8: the calibrated signed error
-        of degree 2 over 7 runs had a spread (sd) of 2.3% against 5.4% over 8 runs, and both
-        degrees were within +-3% in 4 of 7 runs against 2 of 8 (benchmarks/runtime/
+        of degree 2 over 10 runs had a spread (sd) of 2.0% against 5.4% over 8 runs, and both
+        degrees were within +-3% in 7 of 10 runs against 2 of 8 (benchmarks/runtime/
         REAL_EXECUTION.md, "The noise floor").
         """
         self.since_probe += 1
