@@ -208,8 +208,9 @@ def worker(args: argparse.Namespace) -> None:
                             degree_problem, rank, world_size, device)
         return
 
-    calibrator = Calibrator(profiled, **({"probe_below": args.probe_below} if args.probe_below is not None else {}),
-                            **({"probe_every": args.probe_every} if args.probe_every is not None else {}))
+    probing = {name: value for name, value in (("probe_below", args.probe_below),
+                                               ("probe_every", args.probe_every)) if value is not None}
+    calibrator = Calibrator(profiled, **probing)
     degrees = [d for d in profiled.degrees if d > 1]
     strategies = ["flexsp", "flexsp+cal", "batch-ada", "static:1", *(f"static:{d}" for d in degrees), "repeat"]
 
