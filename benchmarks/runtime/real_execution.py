@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import itertools
 import json
 import math
 import os
@@ -43,6 +44,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -308,9 +310,23 @@ def worker(args: argparse.Namespace) -> None:
     dist.destroy_process_group()
 
 
+def load_results(out: Path, world_size: int) -> dict:
+    """<out>/results-w<N>.json, or an error naming it (missing, or not a results file)."""
+    path = out / f"results-w{world_size}.json"
+    if not path.is_file():
+        raise SystemExit(f"real_execution: no results-w{world_size}.json in {out} (give a run's --out and --world)")
+    try:
+        results = json.loads(path.read_text())
+        if not isinstance(results, dict) or not isinstance(results.get("records"), list):
+            raise ValueError("no list of records")
+    except (ValueError, UnicodeDecodeError) as error:
+        raise SystemExit(f"real_execution: {path} is not a results file of this benchmark: {error}") from None
+    return results
+
+
 def print_report(out: Path, world_size: int) -> None:
     """The tables, from <out>/results-w<N>.json (also `--report-only`)."""
-    results = json.loads((out / f"results-w{world_size}.json").read_text())
+    results = load_results(out, world_size)
     strategies, records, trajectory = results["strategies"], results["records"], results["trajectory"]
     calibrated = results["cost_model"]
     by = {s: [r for r in records if r["strategy"] == s] for s in strategies}
@@ -378,7 +394,13 @@ def print_report(out: Path, world_size: int) -> None:
     (out / f"table-w{world_size}.md").write_text(text + "\n")
 
 
-def degree_errors(results: dict, out: Path, world_size: int) -> dict[int, tuple[float, float, float]]:
+class DegreeError(NamedTuple):
+    signed: float          # the calibrated model's mean signed error
+    standard_error: float  # of that mean
+    control: float         # the control's mean signed error
+
+
+def degree_errors(results: dict, out: Path, world_size: int) -> dict[int, DegreeError]:
     """Per critical degree: the calibrated model's mean signed error over every strategy's
     micro-batches, its standard error (how far from zero noise alone puts it), and a control:
     the same calibrator replayed offline on this run, fed every strategy's steps instead of
@@ -395,25 +417,22 @@ def degree_errors(results: dict, out: Path, world_size: int) -> dict[int, tuple[
     control: dict[int, list[float]] = {}
     quiet = logging.getLogger("flexsp.calibrate")
     level, quiet.level = quiet.level, logging.WARNING  # the replay's refits are not this run's
-    # Batch by batch: a batch's micro-batches are estimated with the model from the batches
-    # before it (as flexsp+cal's own are), then all its steps but the repeat are learned from.
-    steps = [[r] for r in results.get("calibration", [])]
-    for record in results["records"]:
-        if steps and steps[-1][0]["batch"] == record["batch"] and "timed" in steps[-1][0]:
-            steps[-1].append({**record, "timed": True})
-        else:
-            steps.append([{**record, "timed": True}])
-    for batch in steps:
+    # Step by step in the calibration phase, then batch by batch: a batch's micro-batches are
+    # estimated with the model from the batches before it (as flexsp+cal's own are), then all
+    # its steps but the repeat are learned from.
+    phases = [([r], False) for r in results.get("calibration", [])]
+    phases += [(list(batch), True) for _, batch in itertools.groupby(results["records"], key=lambda r: r["batch"])]
+    for records, timed in phases:
         timings = [[MicroBatchTiming(m, 0.0, mb["measured_ms"], tuple(
             GroupTiming(m, g[0], 0, g[1], g[2], g[3], 0.0, mb["measured_ms"]) for g in mb["groups"]))
-            for m, mb in enumerate(record["micro_batches"])] for record in batch]
-        for record, record_timings in zip(batch, timings):
-            if record.get("timed"):
+            for m, mb in enumerate(record["micro_batches"])] for record in records]
+        if timed:
+            for record, record_timings in zip(records, timings):
                 for mb, timing in zip(record["micro_batches"], record_timings):
                     estimate = max(group_ms(calibrator.model, g.degree, g.tokens, g.sum_squares)
                                    for g in timing.groups)
                     control.setdefault(mb["critical_degree"], []).append(estimate / mb["measured_ms"] - 1)
-        for record, record_timings in zip(batch, timings):
+        for record, record_timings in zip(records, timings):
             if record["strategy"] != "repeat":
                 calibrator.observe(record_timings)
                 calibrator.refit()
@@ -423,14 +442,14 @@ def degree_errors(results: dict, out: Path, world_size: int) -> dict[int, tuple[
     for degree in sorted(control):
         errors = [m["est_calibrated_ms"] / m["measured_ms"] - 1 for m in micro if m["critical_degree"] == degree]
         se = statistics.stdev(errors) / len(errors) ** 0.5 if len(errors) > 1 else math.nan
-        result[degree] = (statistics.mean(errors), se, statistics.mean(control[degree]))
+        result[degree] = DegreeError(statistics.mean(errors), se, statistics.mean(control[degree]))
     return result
 
 
 def degree_noise_lines(results: dict, out: Path, world_size: int) -> list[str]:
-    return [f"critical degree {d}: calibrated signed {100 * signed:+.1f}% (standard error {100 * se:.1f}%); "
-            f"control, calibrated on every strategy's steps: {100 * control:+.1f}%"
-            for d, (signed, se, control) in degree_errors(results, out, world_size).items()]
+    return [f"critical degree {d}: calibrated signed {100 * e.signed:+.1f}% (standard error "
+            f"{100 * e.standard_error:.1f}%); control, calibrated on every strategy's steps: {100 * e.control:+.1f}%"
+            for d, e in degree_errors(results, out, world_size).items()]
 
 
 def summary(outs: list[Path], world_size: int) -> None:
@@ -444,10 +463,7 @@ def summary(outs: list[Path], world_size: int) -> None:
                        "| degree 1: signed (control) | degree 2: signed (control) | <1,1> abs | <2> abs |",
                        "|---|---|---|---|---|---|---|---|"]
     for out in outs:
-        path = out / f"results-w{world_size}.json"
-        if not path.is_file():
-            raise SystemExit(f"real_execution: --summary: no results-w{world_size}.json in {out}")
-        results = json.loads(path.read_text())
+        results = load_results(out, world_size)
         by: dict[str, dict[int, float]] = {}
         for r in results["records"]:
             by.setdefault(r["strategy"], {})[r["batch"]] = r["step_ms"]
@@ -469,20 +485,20 @@ def summary(outs: list[Path], world_size: int) -> None:
         rows.append((vs, met, degrees, shape_abs))
         lines.append(f"| {out.name} | {100 * statistics.mean(noise):.1f}%, {sum(x > 0.03 for x in noise)}/{len(batches)} "
                      f"| {100 * vs:+.1f}% ({other}) | {behind['flexsp+cal']}, {behind['flexsp']}, {behind['repeat']} | "
-                     + " | ".join(f"{100 * degrees[d][0]:+.1f}% ({100 * degrees[d][2]:+.1f}%)" if d in degrees else "-"
+                     + " | ".join(f"{100 * degrees[d].signed:+.1f}% ({100 * degrees[d].control:+.1f}%)" if d in degrees else "-"
                                   for d in (1, 2))
                      + " | " + " | ".join(f"{100 * shape_abs[k]:.1f}%" if k in shape_abs else "-" for k in ("<1,1>", "<2>"))
                      + " |")
     n = len(rows)
-    within = sum(all(abs(deg[d][0]) <= 0.03 for d in deg) for _, _, deg, _ in rows if deg)
-    control_within = sum(all(abs(deg[d][2]) <= 0.03 for d in deg) for _, _, deg, _ in rows if deg)
+    within = sum(all(abs(e.signed) <= 0.03 for e in deg.values()) for _, _, deg, _ in rows if deg)
+    control_within = sum(all(abs(e.control) <= 0.03 for e in deg.values()) for _, _, deg, _ in rows if deg)
     lines += ["", f"{n} runs: flexsp+cal's mean step the lowest in {sum(v <= 0 for v, *_ in rows)} "
               f"(mean {100 * statistics.mean(v for v, *_ in rows):+.1f}% against the best other); more than 3% "
               f"behind the best static plan on at most 1 batch in 12 in "
               + ", ".join(f"{sum(met[s] for _, met, *_ in rows)} ({s})" for s in ("flexsp+cal", "flexsp", "repeat"))
               + f"; every degree's signed error within +-3% in {within} (control: {control_within})"]
     for d in (1, 2):
-        signed = [deg[d][0] for _, _, deg, _ in rows if d in deg]
+        signed = [deg[d].signed for _, _, deg, _ in rows if d in deg]
         if signed:
             lines.append(f"degree {d}: calibrated signed error, mean over runs {100 * statistics.mean(signed):+.1f}%"
                          + (f", sd {100 * statistics.stdev(signed):.1f}%" if len(signed) > 1 else ""))
@@ -586,6 +602,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # Absolute, as the workers read them from a config file in another folder.
     args.out = str(Path(args.out).resolve())
     args.cost_model = args.cost_model and str(Path(args.cost_model).resolve())
+    for name in ("probe_below", "probe_every"):
+        if (getattr(args, name) or 0) < 0:
+            parser.error(f"--{name.replace('_', '-')} must be 0 (no probes) or more, got {getattr(args, name)}")
     return args
 
 
@@ -599,9 +618,6 @@ if __name__ == "__main__":
         sys.path.insert(0, str(REPO / "python"))
         summary([Path(o) for o in arguments.summary], arguments.world)
     elif arguments.report_only:
-        if not (Path(arguments.out) / f"results-w{arguments.world}.json").is_file():
-            raise SystemExit(f"real_execution: --report-only: no results-w{arguments.world}.json in "
-                             f"{arguments.out} (give the run's --out and --world)")
         sys.path.insert(0, str(REPO / "python"))
         print_report(Path(arguments.out), arguments.world)
     else:

@@ -194,9 +194,13 @@ class Calibrator:
         self.probe_below, self.probe_every, self.probe_gap_max = probe_below, probe_every, probe_gap_max
         self.samples: list[Sample] = []
         self.refits = 0
-        self.since_probe = probe_every  # the first probe may come as soon as the window fills
-        self.steps = 0                  # calls of `probe`: one per step
+        self.steps = 0  # calls of `probe`: one per step
         self.probed: dict[int, tuple[int, int]] = {}  # degree: (probes so far, step of the last)
+
+    @property
+    def since_probe(self) -> float:
+        """Steps since the last probe of any degree (infinite before the first)."""
+        return self.steps - max(last for _, last in self.probed.values()) if self.probed else math.inf
 
     def probe(self) -> str | None:
         """The strategy of the next plan asked for: `static:d` when degree d is one the model
@@ -217,7 +221,6 @@ class Calibrator:
         degrees were within +-3% in 7 of 10 runs against 2 of 8 (benchmarks/runtime/
         REAL_EXECUTION.md, "The noise floor").
         """
-        self.since_probe += 1
         self.steps += 1
         if self.probe_every <= 0 or self.since_probe < self.probe_every or len(self.samples) < self.min_samples:
             return None
@@ -226,7 +229,6 @@ class Calibrator:
             count, last = self.probed.get(degree, (0, 0))
             gap = min(self.probe_every * 2 ** min(count, 30), max(self.probe_gap_max, self.probe_every))
             if seen < self.probe_below and (count == 0 or self.steps - last >= gap):
-                self.since_probe = 0
                 self.probed[degree] = (count + 1, self.steps)
                 log.info("calibration: %d micro-batches of the window ran at degree %d; the next "
                          "plan asked for is static:%d (probe %d of that degree)", seen, degree, degree,
@@ -304,7 +306,7 @@ class Calibrator:
 
     def state(self) -> dict:
         return {"cost_model": self.model.to_document(), "refits": self.refits,
-                "since_probe": self.since_probe, "probe_steps": self.steps,
+                "probe_steps": self.steps,
                 "probed": {str(d): list(v) for d, v in self.probed.items()},
                 "samples": [s.to_json() for s in self.samples]}
 
@@ -317,9 +319,11 @@ class Calibrator:
                                  f"{getattr(model, key)!r}, this job's {getattr(self.model, key)!r}")
         self.model = model
         self.refits = int(state["refits"])
-        self.since_probe = int(state.get("since_probe", self.probe_every))
         self.steps = int(state.get("probe_steps", 0))
-        self.probed = {int(d): (int(v[0]), int(v[1])) for d, v in state.get("probed", {}).items()}
+        probed = state.get("probed", {})
+        if not isinstance(probed, dict):
+            raise ValueError(f"probed must map degrees to [probes, last step], found {probed!r}")
+        self.probed = {int(d): (int(v[0]), int(v[1])) for d, v in probed.items()}
         self.samples = [Sample.from_json(s) for s in state["samples"]][-self.window:]
 
 

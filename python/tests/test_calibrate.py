@@ -242,3 +242,10 @@ def test_a_damaged_probe_in_a_checkpoint_is_refused_naming_the_file(tmp_path):
     with pytest.raises(SystemExit, match=r"calibration.json: probe_strategy must be a probe"):
         restore_calibration(tmp_path, Calibrator(WORLD2), plan_source=None, steps_done=3,
                             next_lengths=None)
+    # Damaged probe counters: refused the same way, never a traceback.
+    for probed, message in (([2, 3], "probed must map degrees"), ({"x": [1, 2]}, "invalid literal"),
+                            ({"2": 5}, "not subscriptable")):
+        (tmp_path / "calibration.json").write_text(json.dumps({**state, "probe_strategy": None, "probed": probed}))
+        with pytest.raises(SystemExit, match=rf"calibration.json: .*{message}"):
+            restore_calibration(tmp_path, Calibrator(WORLD2), plan_source=None, steps_done=3,
+                                next_lengths=None)

@@ -65,7 +65,11 @@ def test_summary_counts_runs_meeting_each_target(tmp_path):
     assert "degree 2: calibrated signed error, mean over runs +5.0%" in out
 
 
-def test_a_missing_results_file_is_named(tmp_path):
-    result = subprocess.run([sys.executable, str(SCRIPT), "--summary", str(tmp_path / "nowhere")],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode != 0 and "no results-w2.json in" in result.stderr and "Traceback" not in result.stderr
+def test_a_missing_or_damaged_results_file_is_named(tmp_path):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "results-w2.json").write_text("{not json")
+    for args, message in ((["--summary", str(tmp_path / "nowhere")], "no results-w2.json in"),
+                          (["--report-only", "--out", str(tmp_path / "bad")], "is not a results file"),
+                          (["--probe-every", "-1", "--report-only"], "--probe-every must be 0")):
+        result = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+        assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -175,7 +175,7 @@ def test_a_resumed_run_plans_with_the_calibrated_model_of_its_checkpoint(tmp_pat
     saved = json.loads((checkpoints / "step-000005" / "calibration.json").read_text())
     assert saved["refits"] >= 1 and saved["samples"]
     # And what a calibration probe needs to carry on as it would have.
-    assert {"since_probe", "probe_strategy", "next_request_strategy"} <= saved.keys()
+    assert {"probed", "probe_steps", "probe_strategy", "next_request_strategy"} <= saved.keys()
     asked = CostModel.from_document(saved["next_request_cost_model"])
     current = CostModel.from_document(saved["cost_model"])
     run_train(2, ["--config", str(config), "--steps", "7", "--checkpoint-dir", str(checkpoints),
